@@ -1,0 +1,232 @@
+"""Clip folders: a nerfstudio-style ``transforms.json`` beside images, depth, masks and a preview.
+
+Layout::
+
+    CLIP/transforms.json      nerfstudio layout: OpenGL camera-to-world ``transform_matrix``,
+                              ``fl_x fl_y cx cy w h`` (top level when shared, else per frame),
+                              per-frame ``time``, ``depth_file_path``, ``instance_mask_path``
+    CLIP/images/NNNN.png      8-bit RGB
+    CLIP/depth/NNNN.npy       float32 camera z-depth, scene units
+    CLIP/masks/NNNN.png       16-bit instance ids, 0 = background
+    CLIP/meta.json            ``Clip.meta``
+    CLIP/video.mp4            preview of the frames
+
+Instance masks use ``instance_mask_path`` rather than nerfstudio's ``mask_path``: nerfstudio
+reads ``mask_path`` as a loss mask (0 = ignore) and would drop every background pixel.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scene4d.errors import Scene4DError
+from scene4d.geometry import Cameras, rigid_inverse
+from scene4d.io.atomic import atomic_directory
+from scene4d.io.clip import Clip
+from scene4d.io.media import read_image, to_uint8, write_video
+
+OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+def convert_c2w_opencv_opengl(c2w: np.ndarray) -> np.ndarray:
+    """Camera-to-world [..., 4, 4] between OpenCV (+y down, +z forward) and OpenGL (+y up, -z forward).
+
+    Flips the camera's y and z axes; the conversion is its own inverse, so this one function
+    serves both directions. It is the only place where the two conventions meet.
+    """
+    return c2w @ OPENCV_TO_OPENGL
+
+
+def save_clip(clip: Clip, folder: str | Path, fps: float = 10.0) -> Path:
+    """Write ``clip`` as a Clip folder, atomically (a crash leaves no partial folder)."""
+    from PIL import Image
+
+    folder = Path(folder)
+    with atomic_directory(folder) as staging:
+        (staging / "images").mkdir()
+        frames = transforms_frames(clip)
+        for index, image in enumerate(to_uint8(clip.frames)):
+            Image.fromarray(image).save(staging / frames[index]["file_path"])
+        if clip.depth is not None:
+            (staging / "depth").mkdir()
+            for index, depth in enumerate(clip.depth):
+                np.save(staging / frames[index]["depth_file_path"], depth.astype(np.float32))
+        if clip.masks is not None:
+            (staging / "masks").mkdir()
+            for index, mask in enumerate(clip.masks):
+                Image.fromarray(mask.astype(np.uint16)).save(staging / frames[index]["instance_mask_path"])
+        write_json(staging / "transforms.json", {**shared_intrinsics(clip.cameras), "frames": frames})
+        write_json(staging / "meta.json", clip.meta)
+        write_video(staging / "video.mp4", clip.frames, fps=fps)
+    return folder
+
+
+def transforms_frames(clip: Clip) -> list[dict[str, Any]]:
+    """Per-frame entries of ``transforms.json`` (OpenGL c2w, time, file paths)."""
+    c2w_opengl = convert_c2w_opencv_opengl(clip.cameras.c2w.double().numpy())
+    shared = bool(shared_intrinsics(clip.cameras))
+    frames = []
+    for index in range(len(clip)):
+        entry: dict[str, Any] = {
+            "file_path": f"images/{index:04d}.png",
+            "transform_matrix": c2w_opengl[index].tolist(),
+            "time": float(clip.times[index]),
+        }
+        if not shared:
+            entry.update(intrinsics_entry(clip.cameras.K[index], clip.cameras))
+        if clip.depth is not None:
+            entry["depth_file_path"] = f"depth/{index:04d}.npy"
+        if clip.masks is not None:
+            entry["instance_mask_path"] = f"masks/{index:04d}.png"
+        frames.append(entry)
+    return frames
+
+
+def shared_intrinsics(cameras: Cameras) -> dict[str, Any]:
+    """Top-level intrinsics when every camera has the same K, else an empty dict."""
+    if not bool((cameras.K == cameras.K[:1]).all()):
+        return {}
+    return {"camera_model": "OPENCV", **intrinsics_entry(cameras.K[0], cameras)}
+
+
+def intrinsics_entry(K: torch.Tensor, cameras: Cameras) -> dict[str, Any]:  # noqa: N803
+    return {
+        "fl_x": float(K[0, 0]), "fl_y": float(K[1, 1]), "cx": float(K[0, 2]), "cy": float(K[1, 2]),
+        "w": cameras.width, "h": cameras.height,
+    }
+
+
+def write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def load_clip(folder: str | Path) -> Clip:
+    """Read a Clip folder, or any nerfstudio-style folder (transforms.json + images).
+
+    Optional fields may be absent: times default to 0, depth and masks to None. Raises
+    ``Scene4DError`` naming the file and the problem for anything missing or malformed.
+    """
+    folder = Path(folder)
+    transforms = read_json(folder / "transforms.json")
+    entries = transforms.get("frames") if isinstance(transforms, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise Scene4DError(f"{folder / 'transforms.json'}: expected a non-empty 'frames' list")
+    frames = read_frames(folder, entries)
+    height, width = frames.shape[1:3]
+    K = torch.stack([frame_intrinsics(transforms, entry, width, height) for entry in entries])
+    c2w_opencv = torch.stack([frame_c2w_opencv(entry, folder) for entry in entries])
+    w2c = rigid_inverse(c2w_opencv).float()
+    meta_path = folder / "meta.json"
+    return Clip(
+        frames=frames,
+        cameras=Cameras(K.float(), w2c, width, height),
+        times=np.array([float(entry.get("time", 0.0)) for entry in entries], dtype=np.float32),
+        depth=load_per_frame(folder, entries, "depth_file_path", np.load),
+        masks=load_per_frame(folder, entries, "instance_mask_path", read_mask),
+        meta=read_json(meta_path) if meta_path.exists() else {},
+    )
+
+
+def read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise Scene4DError(f"not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise Scene4DError(f"{path}: malformed JSON ({error})") from None
+
+
+def read_frames(folder: Path, entries: list[dict]) -> np.ndarray:
+    """Frames [T, H, W, 3] of all entries; every image must have the first one's size."""
+    images = [read_image(resolve_image_path(folder, entry)) for entry in entries]
+    for entry, image in zip(entries, images, strict=True):
+        if image.shape != images[0].shape:
+            raise Scene4DError(
+                f"{folder / entry['file_path']}: size {image.shape[1]}x{image.shape[0]} differs from "
+                f"the first frame's {images[0].shape[1]}x{images[0].shape[0]}"
+            )
+    return np.stack(images)
+
+
+def resolve_image_path(folder: Path, entry: dict[str, Any]) -> Path:
+    """The image of a frame entry; nerfstudio's Blender-style paths may omit ``.png``."""
+    if "file_path" not in entry:
+        raise Scene4DError(f"{folder / 'transforms.json'}: a frame has no 'file_path'")
+    path = folder / entry["file_path"]
+    if not path.suffix and not path.exists() and path.with_suffix(".png").exists():
+        return path.with_suffix(".png")
+    return path
+
+
+def frame_intrinsics(transforms: dict, entry: dict, width: int, height: int) -> torch.Tensor:
+    """K [3, 3] of one frame: per-frame fields override top-level ones.
+
+    Accepts ``camera_angle_x`` (Blender synthetic layout) when ``fl_x`` is absent; the
+    principal point defaults to the image centre.
+    """
+    def field(name: str) -> Any:
+        return entry.get(name, transforms.get(name))
+
+    declared = (field("w"), field("h"))
+    if declared != (None, None) and declared != (width, height):
+        raise Scene4DError(
+            f"{entry['file_path']}: image is {width}x{height} but transforms.json says {declared[0]}x{declared[1]}"
+        )
+    fl_x = field("fl_x")
+    if fl_x is None and field("camera_angle_x") is not None:
+        fl_x = 0.5 * width / np.tan(0.5 * float(field("camera_angle_x")))
+    if fl_x is None:
+        raise Scene4DError(f"transforms.json: no focal length (fl_x or camera_angle_x) for {entry['file_path']}")
+    fl_y = field("fl_y") if field("fl_y") is not None else fl_x
+    cx = field("cx") if field("cx") is not None else width / 2
+    cy = field("cy") if field("cy") is not None else height / 2
+    return torch.tensor([[fl_x, 0.0, cx], [0.0, fl_y, cy], [0.0, 0.0, 1.0]], dtype=torch.float64)
+
+
+def frame_c2w_opencv(entry: dict, folder: Path) -> torch.Tensor:
+    """OpenCV camera-to-world [4, 4] from a frame's OpenGL ``transform_matrix``."""
+    try:
+        matrix = np.asarray(entry["transform_matrix"], dtype=np.float64)
+    except (KeyError, ValueError, TypeError):
+        raise Scene4DError(f"{folder / 'transforms.json'}: {entry['file_path']} has no valid 4x4 transform_matrix") from None
+    if matrix.shape == (3, 4):
+        matrix = np.vstack([matrix, [0.0, 0.0, 0.0, 1.0]])
+    if matrix.shape != (4, 4):
+        raise Scene4DError(f"{entry['file_path']}: transform_matrix must be 4x4, got {list(matrix.shape)}")
+    c2w = torch.from_numpy(convert_c2w_opencv_opengl(matrix))
+    try:
+        Cameras(torch.eye(3, dtype=torch.float64)[None], c2w[None], 1, 1)
+    except Scene4DError as error:
+        raise Scene4DError(f"{entry['file_path']}: {str(error).replace('w2c[0]', 'transform_matrix')}") from None
+    return c2w
+
+
+def load_per_frame(folder: Path, entries: list[dict], key: str, reader: Any) -> np.ndarray | None:
+    """Stack an optional per-frame array; all frames must have it or none."""
+    present = [key in entry for entry in entries]
+    if not any(present):
+        return None
+    if not all(present):
+        raise Scene4DError(f"{folder / 'transforms.json'}: '{key}' is given for some frames but not all")
+    arrays = []
+    for entry in entries:
+        path = folder / entry[key]
+        if not path.is_file():
+            raise Scene4DError(f"not found: {path}")
+        try:
+            arrays.append(reader(path))
+        except (OSError, ValueError) as error:
+            raise Scene4DError(f"cannot read {path}: {error}") from None
+        if arrays[-1].shape != arrays[0].shape:
+            raise Scene4DError(f"{path}: shape {list(arrays[-1].shape)} differs from {list(arrays[0].shape)}")
+    return np.stack(arrays)
+
+
+def read_mask(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image).astype(np.int32)

@@ -1,0 +1,79 @@
+"""Images and videos on disk as float32 RGB arrays in [0, 1]."""
+
+from pathlib import Path
+
+import numpy as np
+
+from scene4d.errors import Scene4DError
+from scene4d.io.atomic import atomic_file
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file -> [H, W, 3] float32 in [0, 1] (grey is repeated, alpha dropped)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise Scene4DError(f"image not found: {path}")
+    try:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"), dtype=np.float32)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise Scene4DError(f"cannot read image {path}: {error}") from None
+    return array / 255.0
+
+
+def write_image(path: str | Path, image: np.ndarray) -> None:
+    """Write [H, W, 3] float in [0, 1] as an 8-bit image (format from the suffix), atomically."""
+    from PIL import Image
+
+    with atomic_file(path) as staging:
+        Image.fromarray(to_uint8(image)).save(staging)
+
+
+def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
+    """A video file -> frames [T, H, W, 3] float32 in [0, 1] and its frame rate."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    if not path.is_file():
+        raise Scene4DError(f"video not found: {path}")
+    frames = []
+    try:
+        with imageio.get_reader(path, format="FFMPEG") as reader:
+            fps = float(reader.get_meta_data().get("fps", 0.0))
+            for frame in reader:
+                frames.append(np.asarray(frame[..., :3], dtype=np.float32) / 255.0)
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+    except (OSError, RuntimeError, ValueError, StopIteration) as error:
+        raise Scene4DError(f"cannot read video {path}: {str(error).splitlines()[0]}") from None
+    if not frames:
+        raise Scene4DError(f"video has no frames: {path}")
+    return np.stack(frames), fps
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float = 10.0) -> None:
+    """Write frames [T, H, W, 3] float in [0, 1] as H.264 (``.mp4``), atomically.
+
+    Odd sizes are padded by one edge pixel: H.264 with 4:2:0 chroma needs even sizes.
+    """
+    import imageio.v2 as imageio
+
+    frames = to_uint8(frames)
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    with atomic_file(path) as staging:
+        with imageio.get_writer(
+            staging, format="FFMPEG", fps=fps, codec="libx264", quality=8, macro_block_size=1,
+            pixelformat="yuv420p", ffmpeg_log_level="error",
+        ) as writer:
+            for frame in frames:
+                writer.append_data(frame)
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """Float images in [0, 1] -> uint8, rounded."""
+    return (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
