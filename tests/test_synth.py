@@ -11,8 +11,10 @@ from scene4d.synth.motion import motion_strength
 from scene4d.synth.scene import RigidMotion, Scene, SceneObject
 from scene4d.synth.textures import noise_texture
 
+STILL = RigidMotion()
 
-def one_sphere_scene(center, radius, motion=RigidMotion()):
+
+def one_sphere_scene(center, radius, motion=STILL):
     rng = np.random.default_rng(0)
     sphere = SceneObject("sphere", (radius,) * 3, center, 0.0, 2, 2.0, 1, motion)
     return Scene((sphere,), (noise_texture(rng), noise_texture(rng), noise_texture(rng)), 0, 0.5, 1, (0.0, 1.0, 0.0))
@@ -63,7 +65,9 @@ def test_rendered_sphere_centre_lands_where_the_camera_projects_it():
 
 
 def test_spatial_clip_reprojects_into_other_frames():
-    clip = make_clip(SynthConfig(kind="spatial", resolution=96, num_frames=5, supersample=1, trajectory="orbit-left"), seed=4)
+    clip = make_clip(
+        SynthConfig(kind="spatial", resolution=96, num_frames=5, supersample=1, trajectory="orbit-left"), seed=4
+    )
     error, matched = reprojection_error(clip, source_camera=0)
     assert matched > 2500 and error < 0.03
     wrong_error, _ = reprojection_error(clip, source_camera=4)  # a wrong camera must fail
@@ -93,8 +97,10 @@ def bilinear(image, u, v):
     x0, y0 = x.floor().long(), y.floor().long()
     fx, fy = (x - x0)[:, None], (y - y0)[:, None]
     return (
-        image[y0, x0] * (1 - fx) * (1 - fy) + image[y0, x0 + 1] * fx * (1 - fy)
-        + image[y0 + 1, x0] * (1 - fx) * fy + image[y0 + 1, x0 + 1] * fx * fy
+        image[y0, x0] * (1 - fx) * (1 - fy)
+        + image[y0, x0 + 1] * fx * (1 - fy)
+        + image[y0 + 1, x0] * (1 - fx) * fy
+        + image[y0 + 1, x0 + 1] * fx * fy
     )
 
 
@@ -113,7 +119,9 @@ def test_motion_strength_of_a_sideways_translation_matches_the_hand_formula():
     strength, _ = motion_strength(cameras, depth, masks, poses, [(k, k + 1) for k in range(frames - 1)])
     focal = float(camera.K[0, 0, 0])
     step = travel / (frames - 1)
-    expected = float(torch.cat([focal * step / depth[k][masks[k] == 1].double() / 48 for k in range(frames - 1)]).mean())
+    expected = float(
+        torch.cat([focal * step / depth[k][masks[k] == 1].double() / 48 for k in range(frames - 1)]).mean()
+    )
     assert math.isclose(strength, expected, rel_tol=1e-6)
 
 
@@ -137,7 +145,9 @@ def test_clip_kinds_have_the_right_cameras_and_times():
 
 
 def test_multiview_video_is_view_major_and_synchronised():
-    clip = make_clip(SynthConfig(kind="multiview-video", resolution=32, num_frames=3, num_views=4, supersample=1), seed=5)
+    clip = make_clip(
+        SynthConfig(kind="multiview-video", resolution=32, num_frames=3, num_views=4, supersample=1), seed=5
+    )
     assert len(clip) == 12 and clip.meta["num_views"] == 4 and clip.meta["num_times"] == 3
     np.testing.assert_allclose(clip.times, np.tile([0.0, 0.5, 1.0], 4))
     w2c = clip.cameras.w2c.reshape(4, 3, 4, 4)
@@ -159,7 +169,9 @@ def test_same_seed_same_clip_and_different_seed_different_clip():
 
 def test_supersampling_changes_rgb_only():
     sharp = make_clip(SynthConfig(kind="spatial", resolution=32, num_frames=2, supersample=1, trajectory="pan-left"), 3)
-    smooth = make_clip(SynthConfig(kind="spatial", resolution=32, num_frames=2, supersample=3, trajectory="pan-left"), 3)
+    smooth = make_clip(
+        SynthConfig(kind="spatial", resolution=32, num_frames=2, supersample=3, trajectory="pan-left"), 3
+    )
     assert np.array_equal(sharp.depth, smooth.depth) and np.array_equal(sharp.masks, smooth.masks)
     assert np.abs(sharp.frames - smooth.frames).mean() > 1e-3
 

@@ -33,10 +33,14 @@ def test_all_sixteen_names_start_at_identity():
 @pytest.mark.parametrize(
     "name, axis, sign",
     [
-        ("pan-left", 0, +1), ("pan-right", 0, -1),  # content slides right / left
-        ("truck-left", 0, +1), ("truck-right", 0, -1),
-        ("tilt-up", 1, +1), ("tilt-down", 1, -1),  # content slides down (+v) / up
-        ("pedestal-up", 1, +1), ("pedestal-down", 1, -1),
+        ("pan-left", 0, +1),
+        ("pan-right", 0, -1),  # content slides right / left
+        ("truck-left", 0, +1),
+        ("truck-right", 0, -1),
+        ("tilt-up", 1, +1),
+        ("tilt-down", 1, -1),  # content slides down (+v) / up
+        ("pedestal-up", 1, +1),
+        ("pedestal-down", 1, -1),
     ],
 )
 def test_content_slides_the_expected_way(name, axis, sign):
@@ -49,7 +53,7 @@ def test_content_slides_the_expected_way(name, axis, sign):
 def test_dolly_in_enlarges_and_dolly_out_shrinks_a_centred_object():
     def apparent_width(name):
         pixels, _ = cameras_along(name).project(torch.tensor([[-0.5, 0.0, 5.0], [0.5, 0.0, 5.0]]))
-        return (pixels[:, 1, 0] - pixels[:, 0, 0])
+        return pixels[:, 1, 0] - pixels[:, 0, 0]
 
     grow, shrink = apparent_width("dolly-in"), apparent_width("dolly-out")
     assert bool((grow[1:] > grow[:-1]).all()) and bool((shrink[1:] < shrink[:-1]).all())
@@ -97,8 +101,11 @@ def test_bad_trajectory_requests_raise():
 
 def keyframes_about_y(angles_deg, positions, times):
     return [
-        Keyframe(time, torch.tensor(position, dtype=torch.float64),
-                 torch.from_numpy(Rotation.from_euler("y", angle, degrees=True).as_matrix()))
+        Keyframe(
+            time,
+            torch.tensor(position, dtype=torch.float64),
+            torch.from_numpy(Rotation.from_euler("y", angle, degrees=True).as_matrix()),
+        )
         for angle, position, time in zip(angles_deg, positions, times, strict=True)
     ]
 

@@ -25,18 +25,14 @@ class Cameras:
 
     def __post_init__(self) -> None:
         check_intrinsics(self.K)
-        check_rigid(self.w2c)
+        check_rigid(self.w2c, "cameras: w2c")
         if self.K.shape[0] != self.w2c.shape[0]:
-            raise Scene4DError(
-                f"cameras: K has {self.K.shape[0]} cameras but w2c has {self.w2c.shape[0]}"
-            )
+            raise Scene4DError(f"cameras: K has {self.K.shape[0]} cameras but w2c has {self.w2c.shape[0]}")
         if int(self.width) <= 0 or int(self.height) <= 0:
             raise Scene4DError(f"cameras: image size must be positive, got {self.width}x{self.height}")
 
     @staticmethod
-    def from_fov(
-        fov_x_deg: float, width: int, height: int, w2c: Tensor | None = None
-    ) -> "Cameras":
+    def from_fov(fov_x_deg: float, width: int, height: int, w2c: Tensor | None = None) -> "Cameras":
         """Centred square-pixel cameras with horizontal field of view ``fov_x_deg``.
 
         ``w2c`` [N, 4, 4] defaults to one camera at the world origin (identity).
@@ -59,9 +55,7 @@ class Cameras:
         if len(sizes) != 1:
             raise Scene4DError(f"cameras: cannot concatenate different image sizes {sorted(sizes)}")
         width, height = sizes.pop()
-        return Cameras(
-            torch.cat([c.K for c in cameras]), torch.cat([c.w2c for c in cameras]), width, height
-        )
+        return Cameras(torch.cat([c.K for c in cameras]), torch.cat([c.w2c for c in cameras]), width, height)
 
     def __len__(self) -> int:
         return self.K.shape[0]
@@ -154,12 +148,16 @@ def rigid_inverse(w2c: Tensor) -> Tensor:
     return inverse
 
 
-def check_rigid(matrices: Tensor, what: str = "w2c") -> None:
-    """Raise unless ``matrices`` [N, 4, 4] are finite rigid transforms (rotation + translation)."""
+def check_rigid(matrices: Tensor, what: str) -> None:
+    """Raise unless ``matrices`` [N, 4, 4] are finite rigid transforms (rotation + translation).
+
+    ``what`` names the matrices in the message; the index of the first bad one is appended
+    when there are several.
+    """
     if matrices.dim() != 3 or matrices.shape[1:] != (4, 4):
-        raise Scene4DError(f"cameras: {what} must have shape [N, 4, 4], got {list(matrices.shape)}")
+        raise Scene4DError(f"{what} must have shape [N, 4, 4], got {list(matrices.shape)}")
     if not bool(torch.isfinite(matrices).all()):
-        raise Scene4DError(f"cameras: {what} contains NaN or infinite values")
+        raise Scene4DError(f"{what} contains NaN or infinite values")
     rot = matrices[:, :3, :3].double()
     eye = torch.eye(3, dtype=torch.float64, device=rot.device)
     orthogonality = (rot @ rot.transpose(1, 2) - eye).abs().amax(dim=(1, 2))
@@ -169,8 +167,9 @@ def check_rigid(matrices: Tensor, what: str = "w2c") -> None:
     bad |= bottom.abs().amax(dim=1) > RIGID_TOLERANCE
     if bool(bad.any()):
         first = int(bad.nonzero()[0, 0])
+        name = what if matrices.shape[0] == 1 else f"{what}[{first}]"
         raise Scene4DError(
-            f"cameras: {what}[{first}] is not rigid (|R R^T - I| = {float(orthogonality[first]):.2e}, "
+            f"{name} is not rigid (|R R^T - I| = {float(orthogonality[first]):.2e}, "
             f"det R = {float(determinant[first]):.4f}, bottom row {matrices[first, 3].tolist()})"
         )
 

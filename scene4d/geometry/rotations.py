@@ -12,9 +12,7 @@ def axis_angle_to_matrix(axis: Tensor, angle_rad: Tensor) -> Tensor:
     axis = axis / axis.norm(dim=-1, keepdim=True)
     x, y, z = axis.unbind(-1)
     zero = torch.zeros_like(x)
-    cross = torch.stack(
-        [zero, -z, y, z, zero, -x, -y, x, zero], dim=-1
-    ).reshape(*axis.shape[:-1], 3, 3)
+    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*axis.shape[:-1], 3, 3)
     sin = torch.sin(angle_rad)[..., None, None]
     cos = torch.cos(angle_rad)[..., None, None]
     eye = torch.eye(3, dtype=axis.dtype, device=axis.device).expand_as(cross)
@@ -25,9 +23,15 @@ def quaternion_to_matrix(quat_wxyz: Tensor) -> Tensor:
     """Unit quaternion [..., 4] (w, x, y, z) -> rotation matrix [..., 3, 3]."""
     w, x, y, z = (quat_wxyz / quat_wxyz.norm(dim=-1, keepdim=True)).unbind(-1)
     rows = [
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        1 - 2 * (y * y + z * z),
+        2 * (x * y - w * z),
+        2 * (x * z + w * y),
+        2 * (x * y + w * z),
+        1 - 2 * (x * x + z * z),
+        2 * (y * z - w * x),
+        2 * (x * z - w * y),
+        2 * (y * z + w * x),
+        1 - 2 * (x * x + y * y),
     ]
     return torch.stack(rows, dim=-1).reshape(*quat_wxyz.shape[:-1], 3, 3)
 
@@ -41,19 +45,42 @@ def matrix_to_quaternion(rot: Tensor) -> Tensor:
     trace = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
     candidates = torch.stack(
         [
-            torch.stack([1 + trace, m[..., 2, 1] - m[..., 1, 2],
-                         m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
-            torch.stack([m[..., 2, 1] - m[..., 1, 2], 1 + 2 * m[..., 0, 0] - trace,
-                         m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
-            torch.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0],
-                         1 + 2 * m[..., 1, 1] - trace, m[..., 1, 2] + m[..., 2, 1]], -1),
-            torch.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0],
-                         m[..., 1, 2] + m[..., 2, 1], 1 + 2 * m[..., 2, 2] - trace], -1),
+            torch.stack(
+                [1 + trace, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1
+            ),
+            torch.stack(
+                [
+                    m[..., 2, 1] - m[..., 1, 2],
+                    1 + 2 * m[..., 0, 0] - trace,
+                    m[..., 0, 1] + m[..., 1, 0],
+                    m[..., 0, 2] + m[..., 2, 0],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[..., 0, 2] - m[..., 2, 0],
+                    m[..., 0, 1] + m[..., 1, 0],
+                    1 + 2 * m[..., 1, 1] - trace,
+                    m[..., 1, 2] + m[..., 2, 1],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[..., 1, 0] - m[..., 0, 1],
+                    m[..., 0, 2] + m[..., 2, 0],
+                    m[..., 1, 2] + m[..., 2, 1],
+                    1 + 2 * m[..., 2, 2] - trace,
+                ],
+                -1,
+            ),
         ],
         dim=-2,
     )  # [..., 4, 4]: row k is 4 * q * q_k, largest when |q_k| is largest
-    diagonal = torch.stack([1 + trace, 1 + 2 * m[..., 0, 0] - trace,
-                            1 + 2 * m[..., 1, 1] - trace, 1 + 2 * m[..., 2, 2] - trace], -1)
+    diagonal = torch.stack(
+        [1 + trace, 1 + 2 * m[..., 0, 0] - trace, 1 + 2 * m[..., 1, 1] - trace, 1 + 2 * m[..., 2, 2] - trace], -1
+    )
     best = diagonal.argmax(dim=-1)
     quat = torch.gather(candidates, -2, best[..., None, None].expand(*best.shape, 1, 4))[..., 0, :]
     quat = quat / quat.norm(dim=-1, keepdim=True)

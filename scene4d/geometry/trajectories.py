@@ -78,7 +78,9 @@ def named_trajectory_w2c(
     if orbit_distance <= 0:
         raise Scene4DError(f"orbit distance must be positive, got {orbit_distance}")
     amount = move.default_magnitude if magnitude is None else magnitude
-    progress = torch.linspace(0, 1, num_frames, dtype=torch.float64) if num_frames > 1 else torch.zeros(1, dtype=torch.float64)
+    progress = (
+        torch.linspace(0, 1, num_frames, dtype=torch.float64) if num_frames > 1 else torch.zeros(1, dtype=torch.float64)
+    )
     axis = torch.tensor(move.axis, dtype=torch.float64)
     c2w = torch.eye(4, dtype=torch.float64).repeat(num_frames, 1, 1)
     if move.kind == "translate":

@@ -34,8 +34,7 @@ class Clip:
             raise Scene4DError(f"clip: {num} frames but {len(self.cameras)} cameras")
         if (self.cameras.height, self.cameras.width) != (height, width):
             raise Scene4DError(
-                f"clip: frames are {width}x{height} but cameras are "
-                f"{self.cameras.width}x{self.cameras.height}"
+                f"clip: frames are {width}x{height} but cameras are {self.cameras.width}x{self.cameras.height}"
             )
         if self.times.shape != (num,):
             raise Scene4DError(f"clip: expected {num} times, got {self.times.shape[0]}")

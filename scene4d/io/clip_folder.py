@@ -24,6 +24,7 @@ import torch
 
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, rigid_inverse
+from scene4d.geometry.cameras import check_rigid
 from scene4d.io.atomic import atomic_directory
 from scene4d.io.clip import Clip
 from scene4d.io.media import read_image, to_uint8, write_video
@@ -94,8 +95,12 @@ def shared_intrinsics(cameras: Cameras) -> dict[str, Any]:
 
 def intrinsics_entry(K: torch.Tensor, cameras: Cameras) -> dict[str, Any]:  # noqa: N803
     return {
-        "fl_x": float(K[0, 0]), "fl_y": float(K[1, 1]), "cx": float(K[0, 2]), "cy": float(K[1, 2]),
-        "w": cameras.width, "h": cameras.height,
+        "fl_x": float(K[0, 0]),
+        "fl_y": float(K[1, 1]),
+        "cx": float(K[0, 2]),
+        "cy": float(K[1, 2]),
+        "w": cameras.width,
+        "h": cameras.height,
     }
 
 
@@ -167,6 +172,7 @@ def frame_intrinsics(transforms: dict, entry: dict, width: int, height: int) -> 
     Accepts ``camera_angle_x`` (Blender synthetic layout) when ``fl_x`` is absent; the
     principal point defaults to the image centre.
     """
+
     def field(name: str) -> Any:
         return entry.get(name, transforms.get(name))
 
@@ -191,16 +197,15 @@ def frame_c2w_opencv(entry: dict, folder: Path) -> torch.Tensor:
     try:
         matrix = np.asarray(entry["transform_matrix"], dtype=np.float64)
     except (KeyError, ValueError, TypeError):
-        raise Scene4DError(f"{folder / 'transforms.json'}: {entry['file_path']} has no valid 4x4 transform_matrix") from None
+        raise Scene4DError(
+            f"{folder / 'transforms.json'}: {entry['file_path']} has no valid 4x4 transform_matrix"
+        ) from None
     if matrix.shape == (3, 4):
         matrix = np.vstack([matrix, [0.0, 0.0, 0.0, 1.0]])
     if matrix.shape != (4, 4):
         raise Scene4DError(f"{entry['file_path']}: transform_matrix must be 4x4, got {list(matrix.shape)}")
     c2w = torch.from_numpy(convert_c2w_opencv_opengl(matrix))
-    try:
-        Cameras(torch.eye(3, dtype=torch.float64)[None], c2w[None], 1, 1)
-    except Scene4DError as error:
-        raise Scene4DError(f"{entry['file_path']}: {str(error).replace('w2c[0]', 'transform_matrix')}") from None
+    check_rigid(c2w[None], f"{folder / 'transforms.json'}: frame {entry['file_path']}: transform_matrix")
     return c2w
 
 

@@ -67,8 +67,14 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 10.0) -> None
     frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     with atomic_file(path) as staging:
         with imageio.get_writer(
-            staging, format="FFMPEG", fps=fps, codec="libx264", quality=8, macro_block_size=1,
-            pixelformat="yuv420p", ffmpeg_log_level="error",
+            staging,
+            format="FFMPEG",
+            fps=fps,
+            codec="libx264",
+            quality=8,
+            macro_block_size=1,
+            pixelformat="yuv420p",
+            ffmpeg_log_level="error",
         ) as writer:
             for frame in frames:
                 writer.append_data(frame)

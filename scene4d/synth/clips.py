@@ -142,9 +142,7 @@ def ground_truth_motion(
     """Motion strength over consecutive times of each view, and the true object speed."""
     num_times = len(times) // views
     pairs = [(v * num_times + k, v * num_times + k + 1) for v in range(views) for k in range(num_times - 1)]
-    poses = {
-        o.instance_id: torch.stack([o.obj2world(float(t)) for t in times]) for o in scene.dynamic_objects
-    }
+    poses = {o.instance_id: torch.stack([o.obj2world(float(t)) for t in times]) for o in scene.dynamic_objects}
     generator = torch.Generator().manual_seed(seed)
     strength, per_object = motion_strength(cameras, depth, masks, poses, pairs, generator)
     speed = max((object_speed(o_poses[:num_times], times[:num_times]) for o_poses in poses.values()), default=0.0)
@@ -170,8 +168,13 @@ def object_speed(poses: Tensor, times: np.ndarray) -> float:
 
 
 def clip_meta(
-    config: SynthConfig, seed: int, scene: Scene, times: np.ndarray, speed: float,
-    trajectory: str | None, magnitude: float | None,
+    config: SynthConfig,
+    seed: int,
+    scene: Scene,
+    times: np.ndarray,
+    speed: float,
+    trajectory: str | None,
+    magnitude: float | None,
 ) -> dict:
     """JSON-serialisable description of how the clip was made and what moved."""
     meta = {

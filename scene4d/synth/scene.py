@@ -89,9 +89,7 @@ class Scene:
         return tuple(o for o in self.objects if o.motion.kind != "static")
 
 
-def random_scene(
-    rng: np.random.Generator, dynamic: bool, speed: float = 1.0, wall_azimuth_rad: float = 0.0
-) -> Scene:
+def random_scene(rng: np.random.Generator, dynamic: bool, speed: float = 1.0, wall_azimuth_rad: float = 0.0) -> Scene:
     """A seeded random scene: 3-8 primitives on textured ground, walls on the far side.
 
     ``wall_azimuth_rad`` points (in the ground plane) to where the walls stand, typically away
@@ -105,8 +103,13 @@ def random_scene(
         textures.append(random_texture(rng))
         objects.append(
             SceneObject(
-                shape, half_size, (center[0], half_size[1], center[1]), float(rng.uniform(0, 360)),
-                len(textures) - 1, float(rng.uniform(1.0, 2.5)), len(objects) + 1,
+                shape,
+                half_size,
+                (center[0], half_size[1], center[1]),
+                float(rng.uniform(0, 360)),
+                len(textures) - 1,
+                float(rng.uniform(1.0, 2.5)),
+                len(objects) + 1,
             )
         )
     if dynamic:
@@ -120,8 +123,12 @@ def random_scene(
         objects.append(wall)
     light = np.array([rng.uniform(-0.6, 0.6), 1.0, rng.uniform(-0.6, 0.6)])
     return Scene(
-        tuple(objects), tuple(textures), ground_texture=0, ground_repeat=float(rng.uniform(0.3, 0.8)),
-        sky_texture=1, light_dir=tuple(float(v) for v in light / np.linalg.norm(light)),
+        tuple(objects),
+        tuple(textures),
+        ground_texture=0,
+        ground_repeat=float(rng.uniform(0.3, 0.8)),
+        sky_texture=1,
+        light_dir=tuple(float(v) for v in light / np.linalg.norm(light)),
     )
 
 

@@ -5,7 +5,7 @@ from disk: nothing is downloaded. Procedural textures (fractal noise, checkers, 
 high-frequency detail for feature matching and optical flow.
 """
 
-from functools import lru_cache
+from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -16,9 +16,20 @@ from torch import Tensor
 from scene4d.errors import Scene4DError
 
 PHOTO_FILES = (
-    "brick.png", "grass.png", "gravel.png", "coffee.png", "astronaut.png", "chelsea.png",
-    "rocket.jpg", "motorcycle_left.png", "hubble_deep_field.jpg", "retina.jpg", "camera.png",
-    "moon.png", "text.png", "page.png",
+    "brick.png",
+    "grass.png",
+    "gravel.png",
+    "coffee.png",
+    "astronaut.png",
+    "chelsea.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "camera.png",
+    "moon.png",
+    "text.png",
+    "page.png",
 )
 GROUND_PHOTOS = ("grass.png", "gravel.png", "brick.png")
 PHOTO_SIZE = 256
@@ -32,14 +43,14 @@ def skimage_data_dir() -> Path:
     return Path(spec.origin).parent / "data"
 
 
-@lru_cache(maxsize=None)
+@cache
 def available_photos() -> tuple[str, ...]:
     """Names of the shipped photos that are present on this machine."""
     folder = skimage_data_dir()
     return tuple(name for name in PHOTO_FILES if (folder / name).is_file())
 
 
-@lru_cache(maxsize=None)
+@cache
 def photo_texture(name: str) -> Tensor:
     """A shipped photo as a texture [H, W, 3] float32 in [0, 1], longest side ``PHOTO_SIZE``."""
     from PIL import Image
@@ -59,7 +70,9 @@ def random_colors(rng: np.random.Generator, count: int) -> Tensor:
     value = rng.uniform(0.35, 0.95, count)
     channel = np.stack([(hue + offset) % 1.0 for offset in (0.0, 2 / 3, 1 / 3)], axis=-1)
     ramp = np.clip(np.abs(channel * 6 - 3) - 1, 0, 1)
-    return torch.from_numpy((value[:, None] * (1 - saturation[:, None] + saturation[:, None] * ramp)).astype(np.float32))
+    return torch.from_numpy(
+        (value[:, None] * (1 - saturation[:, None] + saturation[:, None] * ramp)).astype(np.float32)
+    )
 
 
 def fractal_noise(rng: np.random.Generator, size: int, octaves: int = 5) -> Tensor:
@@ -106,7 +119,9 @@ def stripes_texture(rng: np.random.Generator, size: int = 128) -> Tensor:
     colors = random_colors(rng, 3)
     count = int(rng.choice([3, 4, 6]))
     phase = (torch.arange(size).float() / size * count * 3) % 3
-    band = torch.stack([torch.clamp(1 - (phase - k).abs(), 0, 1) + torch.clamp(1 - (phase - k - 3).abs(), 0, 1) for k in range(3)], -1)
+    band = torch.stack(
+        [torch.clamp(1 - (phase - k).abs(), 0, 1) + torch.clamp(1 - (phase - k - 3).abs(), 0, 1) for k in range(3)], -1
+    )
     stripes = band @ colors
     grain = 0.15 * (fractal_noise(rng, size)[..., None] - 0.5)
     return (stripes[None, :, :] + grain).clamp(0, 1)

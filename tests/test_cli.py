@@ -1,0 +1,61 @@
+import shutil
+
+import numpy as np
+from typer.testing import CliRunner
+
+from scene4d.cli import app
+from scene4d.io import load_clip, read_video
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_synth_writes_clips_resumes_and_is_deterministic(tmp_path):
+    out = tmp_path / "data"
+    args = ("synth", "--kind", "temporal", "--num", 2, "--res", 32, "--frames", 3, "--seed", 4, "--out", out)
+    assert run(*args).exit_code == 0
+    first = load_clip(out / "clip_00001")
+    assert first.meta["kind"] == "temporal" and len(first) == 3 and first.width == 32
+    again = run(*args)
+    assert again.exit_code == 0 and "0 new clips, 2 already present" in again.stderr
+    shutil.rmtree(out / "clip_00001")
+    assert run(*args).exit_code == 0
+    assert np.array_equal(load_clip(out / "clip_00001").frames, first.frames)
+    assert not np.array_equal(load_clip(out / "clip_00000").frames, first.frames)
+
+
+def test_bad_arguments_print_one_line_and_write_nothing(tmp_path):
+    cases = [
+        (("synth", "--trajectory", "spin"), "valid names: pan-left"),
+        (("synth", "--frames", -2), "at least 1"),
+        (("synth", "--kind", "panorama"), "valid kinds"),
+        (("synth", "--num", 0), "--num must be at least 1"),
+    ]
+    for args, message in cases:
+        result = run(*args, "--out", tmp_path / "never")
+        assert result.exit_code == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+    assert not (tmp_path / "never").exists()
+    result = run("info", tmp_path / "missing")
+    assert result.exit_code == 2 and "not found" in result.stderr
+
+
+def test_demo_writes_a_preview_of_each_kind(tmp_path):
+    result = run("demo", "--out", tmp_path, "--res", 32)
+    assert result.exit_code == 0
+    for kind in ("spatial", "temporal", "hybrid", "multiview-video"):
+        clip = load_clip(tmp_path / kind)
+        video, _ = read_video(tmp_path / kind / "video.mp4")
+        assert video.shape == clip.frames.shape
+        assert np.abs(video - clip.frames).mean() < 0.05  # the preview shows the clip's frames
+
+
+def test_trajectories_lists_all_names():
+    result = run("trajectories")
+    assert result.exit_code == 0
+    for name in ("pan-left", "roll-ccw", "pedestal-down", "orbit-up"):
+        assert name in result.stdout

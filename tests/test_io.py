@@ -1,0 +1,193 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from scene4d.errors import Scene4DError
+from scene4d.geometry import Cameras
+from scene4d.io import Clip, clip_folder, load_clip, load_keyframes, read_image, read_video, save_clip, write_video
+from scene4d.synth import SynthConfig, make_clip
+
+
+@pytest.fixture(scope="module")
+def synth_clip():
+    return make_clip(SynthConfig(kind="hybrid", resolution=32, num_frames=4, supersample=1), seed=11)
+
+
+def test_save_load_round_trip(synth_clip, tmp_path):
+    folder = save_clip(synth_clip, tmp_path / "clip")
+    loaded = load_clip(folder)
+    # PNG stores 8 bits: the loaded frames are the quantised originals.
+    np.testing.assert_array_equal(loaded.frames, np.round(synth_clip.frames * 255) / 255)
+    np.testing.assert_array_equal(loaded.depth, synth_clip.depth)
+    np.testing.assert_array_equal(loaded.masks, synth_clip.masks)
+    np.testing.assert_array_equal(loaded.times, synth_clip.times)
+    torch.testing.assert_close(loaded.cameras.w2c, synth_clip.cameras.w2c, atol=1e-5, rtol=0)
+    torch.testing.assert_close(loaded.cameras.K, synth_clip.cameras.K)
+    assert loaded.meta == json.loads(json.dumps(synth_clip.meta))
+    assert read_video(folder / "video.mp4")[0].shape == synth_clip.frames.shape
+
+
+def test_transforms_json_is_nerfstudio_opengl(synth_clip, tmp_path):
+    folder = save_clip(synth_clip, tmp_path / "clip")
+    transforms = json.loads((folder / "transforms.json").read_text())
+    assert {"fl_x", "fl_y", "cx", "cy", "w", "h"} <= set(transforms)
+    matrix = np.array(transforms["frames"][0]["transform_matrix"])
+    c2w = synth_clip.cameras.c2w[0].double().numpy()
+    # OpenGL columns: +x right, +y up, +z backward, i.e. OpenCV's x, -y, -z; same centre.
+    np.testing.assert_allclose(matrix[:3, 0], c2w[:3, 0], atol=1e-6)
+    np.testing.assert_allclose(matrix[:3, 1], -c2w[:3, 1], atol=1e-6)
+    np.testing.assert_allclose(matrix[:3, 2], -c2w[:3, 2], atol=1e-6)
+    np.testing.assert_allclose(matrix[:3, 3], c2w[:3, 3], atol=1e-6)
+
+
+def write_plain_folder(folder, frames, matrices, **top_level):
+    (folder / "images").mkdir(parents=True)
+    entries = []
+    for index, (frame, matrix) in enumerate(zip(frames, matrices, strict=True)):
+        Image.fromarray(frame).save(folder / "images" / f"f{index}.png")
+        entries.append({"file_path": f"images/f{index}", "transform_matrix": matrix})
+    (folder / "transforms.json").write_text(json.dumps({**top_level, "frames": entries}))
+
+
+def test_loads_a_plain_blender_style_folder(tmp_path):
+    # An OpenGL camera at (0, 0, 3) with identity rotation looks down world -z.
+    matrix = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 3.0], [0, 0, 0, 1]]
+    frames = np.zeros((2, 8, 10, 3), np.uint8)
+    write_plain_folder(tmp_path / "plain", frames, [matrix, matrix], camera_angle_x=np.pi / 2)
+    clip = load_clip(tmp_path / "plain")
+    assert clip.depth is None and clip.masks is None and (clip.times == 0).all()
+    assert float(clip.cameras.K[0, 0, 0]) == pytest.approx(5.0)  # 0.5 W / tan(45 deg)
+    expected_w2c = torch.tensor([[1.0, 0, 0, 0], [0, -1, 0, 0], [0, 0, -1, 3], [0, 0, 0, 1]])
+    torch.testing.assert_close(clip.cameras.w2c[0], expected_w2c)
+    # The world origin is 3 units in front of the camera, on the optical axis.
+    pixel, depth = clip.cameras.project(torch.zeros(1, 3))
+    torch.testing.assert_close(pixel[0, 0], torch.tensor([5.0, 4.0]))
+    assert float(depth[0, 0]) == pytest.approx(3.0)
+
+
+IDENTITY = np.eye(4).tolist()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda folder: (folder / "images" / "f1.png").unlink(), "image not found"),
+        (lambda folder: (folder / "images" / "f1.png").write_bytes(b"not a png"), "cannot read image"),
+        (lambda folder: (folder / "transforms.json").write_text("{ not json"), "malformed JSON"),
+        (lambda folder: (folder / "transforms.json").unlink(), "not found"),
+        (
+            lambda folder: rewrite(folder, lambda t: t["frames"][0].update(transform_matrix=[[float("nan")] * 4] * 4)),
+            "NaN",
+        ),
+        (
+            lambda folder: rewrite(folder, lambda t: t["frames"][1].update(transform_matrix=(2 * np.eye(4)).tolist())),
+            r"frame images/f1.png: transform_matrix is not rigid \(.*det R = 8",
+        ),
+        (lambda folder: rewrite(folder, lambda t: t["frames"][0].update(transform_matrix=[1, 2])), "must be 4x4"),
+        (lambda folder: rewrite(folder, lambda t: t.update(w=99)), "transforms.json says 99x8"),
+        (lambda folder: rewrite(folder, lambda t: t.pop("fl_x")), "no focal length"),
+        (lambda folder: rewrite(folder, lambda t: t.update(frames=[])), "non-empty 'frames'"),
+        (
+            lambda folder: Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(folder / "images" / "f1.png"),
+            "differs from the first",
+        ),
+        (
+            lambda folder: rewrite(folder, lambda t: t["frames"][0].update(depth_file_path="d.npy")),
+            "some frames but not all",
+        ),
+        (lambda folder: rewrite(folder, lambda t: t["frames"][0].update(time=1.5)), "times must lie in"),
+    ],
+)
+def test_malformed_folders_raise_one_clear_error(tmp_path, damage, message):
+    folder = tmp_path / "plain"
+    write_plain_folder(folder, np.zeros((2, 8, 10, 3), np.uint8), [IDENTITY, IDENTITY], fl_x=9.0, w=10, h=8)
+    damage(folder)
+    with pytest.raises(Scene4DError, match=message) as raised:
+        load_clip(folder)
+    assert "\n" not in str(raised.value)
+
+
+def rewrite(folder, change):
+    transforms = json.loads((folder / "transforms.json").read_text())
+    for frame in transforms["frames"]:
+        frame["file_path"] += ".png"
+    change(transforms)
+    (folder / "transforms.json").write_text(json.dumps(transforms))
+
+
+def test_a_crash_while_saving_leaves_nothing_half_written(synth_clip, tmp_path, monkeypatch):
+    target = tmp_path / "clip"
+    save_clip(synth_clip, target)
+    before = sorted(p.name for p in target.rglob("*"))
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(clip_folder, "write_video", crash)
+    changed = Clip(synth_clip.frames[:2], synth_clip.cameras[:2], synth_clip.times[:2])
+    with pytest.raises(KeyboardInterrupt):
+        save_clip(changed, target)
+    assert sorted(p.name for p in target.rglob("*")) == before  # the old clip is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["clip"]  # no temporary folder left behind
+
+
+def test_clip_rejects_mismatched_shapes(synth_clip):
+    cameras = synth_clip.cameras
+    with pytest.raises(Scene4DError, match="4 frames but 2 cameras"):
+        Clip(synth_clip.frames, cameras[:2], synth_clip.times)
+    with pytest.raises(Scene4DError, match=r"depth must be \[4, 32, 32\]"):
+        Clip(synth_clip.frames, cameras, synth_clip.times, depth=np.zeros((4, 16, 16)))
+    with pytest.raises(Scene4DError, match="frames must be"):
+        Clip(synth_clip.frames[..., :2], cameras, synth_clip.times)
+    small = Cameras(cameras.K, cameras.w2c, 16, 16)
+    with pytest.raises(Scene4DError, match="frames are 32x32 but cameras are 16x16"):
+        Clip(synth_clip.frames, small, synth_clip.times)
+
+
+def test_video_round_trip_and_errors(tmp_path):
+    gradient = np.linspace(0, 1, 33, dtype=np.float32)
+    frames = np.stack([np.stack([np.roll(gradient, k)[None].repeat(21, 0)] * 3, -1) for k in range(6)])
+    write_video(tmp_path / "v.mp4", frames, fps=12)
+    decoded, fps = read_video(tmp_path / "v.mp4")
+    assert fps == pytest.approx(12.0)
+    # Odd sizes are padded by one pixel for H.264; the content survives lossy coding.
+    assert decoded.shape == (6, 22, 34, 3)
+    assert np.abs(decoded[:, :21, :33] - frames).mean() < 0.03
+    (tmp_path / "broken.mp4").write_bytes(b"\x00" * 100)
+    with pytest.raises(Scene4DError, match="cannot read video"):
+        read_video(tmp_path / "broken.mp4")
+    with pytest.raises(Scene4DError, match="video not found"):
+        read_video(tmp_path / "missing.mp4")
+
+
+def test_read_image_converts_grey_to_rgb(tmp_path):
+    Image.fromarray(np.full((4, 5), 51, np.uint8)).save(tmp_path / "grey.png")
+    image = read_image(tmp_path / "grey.png")
+    assert image.shape == (4, 5, 3) and np.allclose(image, 0.2)
+
+
+def test_keyframe_file(tmp_path):
+    path = tmp_path / "path.json"
+    path.write_text(
+        json.dumps(
+            {
+                "keyframes": [
+                    {"position": [0, 0, 0], "look_at": [0, 0, 4]},
+                    {"position": [1, 0, 0], "quaternion": [1, 0, 0, 0]},
+                    {"position": [2, 0, 0], "look_at": [2, 0, 5]},
+                ]
+            }
+        )
+    )
+    keyframes = load_keyframes(path)
+    assert [k.time for k in keyframes] == [0.0, 0.5, 1.0]
+    torch.testing.assert_close(keyframes[0].rotation_c2w, torch.eye(3, dtype=torch.float64))
+    path.write_text(json.dumps({"keyframes": [{"position": [0, 0]}, {"position": [1, 0, 0]}]}))
+    with pytest.raises(Scene4DError, match="keyframe 0: position: expected 3"):
+        load_keyframes(path)
+    path.write_text(json.dumps({"keyframes": [{"position": [0, 0, 0]}, {"position": [1, 0, 0]}]}))
+    with pytest.raises(Scene4DError, match="needs 'look_at' or 'quaternion'"):
+        load_keyframes(path)
