@@ -1,6 +1,6 @@
 """Synthetic clip throughput: clips per second at 64 and 128 px, rendering alone and with saving.
 
-    python benchmarks/synth_speed.py --clips 10
+python benchmarks/synth_speed.py --clips 10
 """
 
 import argparse
@@ -34,13 +34,15 @@ def main() -> None:
     args = parser.parse_args()
     make_clip(SynthConfig(resolution=32, num_frames=2), seed=0)  # warm the texture cache
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.frames} frames per clip")
-    print(f"| kind | px | supersample | clips/s (render) | clips/s (render + save) |")
+    print("| kind | px | supersample | clips/s (render) | clips/s (render + save) |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
         for resolution in (64, 128):
             for kind in ("spatial", "hybrid"):
                 for supersample in (1, 2):
-                    config = SynthConfig(kind=kind, resolution=resolution, num_frames=args.frames, supersample=supersample)
+                    config = SynthConfig(
+                        kind=kind, resolution=resolution, num_frames=args.frames, supersample=supersample
+                    )
                     render_rate, total_rate = measure(config, args.clips, Path(folder))
                     print(f"| {kind} | {resolution} | {supersample} | {render_rate:.2f} | {total_rate:.2f} |")
 

@@ -1,8 +1,10 @@
 """The ``scene4d`` command: thin wrappers that parse arguments and call the library."""
 
 import functools
+import json
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -96,6 +98,9 @@ def synth(
         trajectory=trajectory,
         speed=speed,
     )
+    existing = sorted(out.glob("clip_*/meta.json"))
+    if existing and json.loads(existing[0].read_text()).get("config") != asdict(config):
+        raise Scene4DError(f"{out} holds clips made with other settings ({existing[0].parent.name}); use another --out")
     todo = [index for index in range(num) if not (out / f"clip_{index:05d}").is_dir()]
     start = time.perf_counter()
     with progress_bar() as progress:

@@ -68,6 +68,10 @@ def test_indexing_cat_and_relative_to():
     torch.testing.assert_close(cameras[-1].w2c, cameras.w2c[3:])
     joined = Cameras.cat([cameras[:2], cameras[2:]])
     torch.testing.assert_close(joined.w2c, cameras.w2c)
+    torch.testing.assert_close(cameras[np.int64(2)].w2c, cameras.w2c[2:3])
+    torch.testing.assert_close(cameras.relative_to(-1).w2c[-1], torch.eye(4, dtype=torch.float64))
+    with pytest.raises(Scene4DError, match="out of range"):
+        cameras[4]
     relative = cameras.relative_to(2)
     torch.testing.assert_close(relative.w2c[2], torch.eye(4, dtype=torch.float64))
     # Relative poses between cameras do not change.
@@ -105,3 +109,20 @@ def test_invalid_intrinsics_and_shapes_raise():
         Cameras(torch.zeros(1, 3, 3), torch.eye(4)[None], 8, 8)
     with pytest.raises(Scene4DError, match="2 cameras"):
         Cameras(torch.eye(3).repeat(2, 1, 1), torch.eye(4)[None], 8, 8)
+
+
+def test_matrix_to_quaternion_round_trips_and_matches_scipy_near_180_degrees():
+    from scipy.spatial.transform import Rotation
+
+    from scene4d.geometry.rotations import matrix_to_quaternion, quaternion_to_matrix
+
+    axes = torch.randn(200, 3, dtype=torch.float64)
+    angles = torch.cat(
+        [torch.rand(100, dtype=torch.float64) * np.pi, np.pi - torch.rand(100, dtype=torch.float64) * 1e-6]
+    )
+    rotvec = axes / axes.norm(dim=-1, keepdim=True) * angles[:, None]
+    matrices = torch.from_numpy(Rotation.from_rotvec(rotvec.numpy()).as_matrix())
+    quats = matrix_to_quaternion(matrices)
+    torch.testing.assert_close(quaternion_to_matrix(quats), matrices, atol=1e-9, rtol=0)
+    expected = torch.from_numpy(Rotation.from_matrix(matrices.numpy()).as_quat(scalar_first=True))
+    torch.testing.assert_close(quats.abs(), expected.abs(), atol=1e-6, rtol=0)  # q and -q are one rotation

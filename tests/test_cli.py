@@ -25,6 +25,8 @@ def test_synth_writes_clips_resumes_and_is_deterministic(tmp_path):
     assert run(*args).exit_code == 0
     assert np.array_equal(load_clip(out / "clip_00001").frames, first.frames)
     assert not np.array_equal(load_clip(out / "clip_00000").frames, first.frames)
+    other = run("synth", "--kind", "spatial", "--num", 3, "--res", 32, "--frames", 3, "--out", out)
+    assert other.exit_code == 2 and "other settings" in other.stderr
 
 
 def test_bad_arguments_print_one_line_and_write_nothing(tmp_path):

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from scene4d.errors import Scene4DError
-from scene4d.geometry import Cameras
+from scene4d.geometry import Cameras, keyframed_w2c
 from scene4d.io import Clip, clip_folder, load_clip, load_keyframes, read_image, read_video, save_clip, write_video
 from scene4d.synth import SynthConfig, make_clip
 
@@ -87,7 +87,7 @@ IDENTITY = np.eye(4).tolist()
             r"frame images/f1.png: transform_matrix is not rigid \(.*det R = 8",
         ),
         (lambda folder: rewrite(folder, lambda t: t["frames"][0].update(transform_matrix=[1, 2])), "must be 4x4"),
-        (lambda folder: rewrite(folder, lambda t: t.update(w=99)), "transforms.json says 99x8"),
+        (lambda folder: rewrite(folder, lambda t: t.update(w=99)), "transforms.json says w=99, h=8"),
         (lambda folder: rewrite(folder, lambda t: t.pop("fl_x")), "no focal length"),
         (lambda folder: rewrite(folder, lambda t: t.update(frames=[])), "non-empty 'frames'"),
         (
@@ -99,6 +99,12 @@ IDENTITY = np.eye(4).tolist()
             "some frames but not all",
         ),
         (lambda folder: rewrite(folder, lambda t: t["frames"][0].update(time=1.5)), "times must lie in"),
+        (lambda folder: rewrite(folder, lambda t: t.update(frames=[1, 2])), "list of objects"),
+        (lambda folder: rewrite(folder, lambda t: t["frames"][0].update(time="abc")), "time must be a finite number"),
+        (lambda folder: rewrite(folder, lambda t: t.update(fl_x="abc")), "fl_x must be a finite number"),
+        (lambda folder: rewrite(folder, lambda t: t.update(camera_model="OPENCV_FISHEYE")), "not supported"),
+        (lambda folder: rewrite(folder, lambda t: t.update(k1=0.3)), r"distortion \(k1\)"),
+        (lambda folder: (folder / "meta.json").write_text("[1]"), "meta.json: expected a JSON object"),
     ],
 )
 def test_malformed_folders_raise_one_clear_error(tmp_path, damage, message):
@@ -132,6 +138,26 @@ def test_a_crash_while_saving_leaves_nothing_half_written(synth_clip, tmp_path, 
         save_clip(changed, target)
     assert sorted(p.name for p in target.rglob("*")) == before  # the old clip is intact
     assert [p.name for p in tmp_path.iterdir()] == ["clip"]  # no temporary folder left behind
+
+
+def test_per_frame_intrinsics_round_trip(synth_clip, tmp_path):
+    K = synth_clip.cameras.K.clone()
+    K[1, 0, 0] *= 1.5
+    K[2, 1, 2] += 3.0
+    cameras = Cameras(K, synth_clip.cameras.w2c, synth_clip.width, synth_clip.height)
+    clip = Clip(synth_clip.frames, cameras, synth_clip.times)
+    transforms = json.loads((save_clip(clip, tmp_path / "clip") / "transforms.json").read_text())
+    assert "fl_x" not in transforms and "fl_x" in transforms["frames"][1]
+    torch.testing.assert_close(load_clip(tmp_path / "clip").cameras.K, K)
+
+
+def test_instance_ids_beyond_16_bits_are_refused(synth_clip, tmp_path):
+    masks = synth_clip.masks.copy()
+    masks[0, 0, 0] = 70000
+    clip = Clip(synth_clip.frames, synth_clip.cameras, synth_clip.times, masks=masks)
+    with pytest.raises(Scene4DError, match="instance ids must lie in"):
+        save_clip(clip, tmp_path / "clip")
+    assert not (tmp_path / "clip").exists()
 
 
 def test_clip_rejects_mismatched_shapes(synth_clip):
@@ -185,6 +211,33 @@ def test_keyframe_file(tmp_path):
     keyframes = load_keyframes(path)
     assert [k.time for k in keyframes] == [0.0, 0.5, 1.0]
     torch.testing.assert_close(keyframes[0].rotation_c2w, torch.eye(3, dtype=torch.float64))
+    # A 90-degree turn about +y (w, x, y, z) is a camera-to-world rotation: forward (+z) -> +x.
+    path.write_text(json.dumps({"keyframes": [
+        {"position": [0, 0, 0], "quaternion": [1, 0, 0, 0]},
+        {"position": [0, 0, 1], "quaternion": [0.5**0.5, 0, 0.5**0.5, 0]},
+    ]}))  # fmt: skip
+    torch.testing.assert_close(
+        load_keyframes(path)[1].rotation_c2w[:, 2], torch.tensor([1.0, 0, 0], dtype=torch.float64)
+    )
+
+
+def test_look_at_keyframes_keep_the_target_centred(tmp_path):
+    path = tmp_path / "path.json"
+    target = [0.5, -0.5, 5.0]
+    path.write_text(json.dumps({"keyframes": [
+        {"position": [0, 0, 0], "look_at": target},
+        {"position": [2, -1, 1], "look_at": target},
+        {"position": [3, 0, 3], "look_at": target},
+    ]}))  # fmt: skip
+    keyframes = load_keyframes(path)
+    w2c = keyframed_w2c(keyframes, num_frames=3)  # frames land exactly on the keyframes
+    first_w2c = torch.eye(4, dtype=torch.float64)
+    first_w2c[:3, :3] = keyframes[0].rotation_c2w.T
+    cameras = Cameras.from_fov(60.0, 64, 64, w2c)
+    target_in_first = (first_w2c @ torch.tensor([*target, 1.0], dtype=torch.float64))[:3].float()
+    pixels, depth = cameras.project(target_in_first[None])
+    torch.testing.assert_close(pixels[:, 0], torch.full((3, 2), 32.0), atol=1e-3, rtol=0)
+    assert bool((depth > 0).all())
     path.write_text(json.dumps({"keyframes": [{"position": [0, 0]}, {"position": [1, 0, 0]}]}))
     with pytest.raises(Scene4DError, match="keyframe 0: position: expected 3"):
         load_keyframes(path)

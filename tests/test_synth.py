@@ -53,6 +53,60 @@ def test_sphere_depth_and_silhouette_match_geometry():
     assert abs(area - math.pi * disc_radius**2) < 2 * math.pi * disc_radius  # within one perimeter
 
 
+def test_box_face_cylinder_cap_and_dome_depths():
+    rng = np.random.default_rng(0)
+    textures = (noise_texture(rng), noise_texture(rng), noise_texture(rng))
+    box = SceneObject("box", (0.5, 0.5, 0.4), (0.0, 1.0, 6.0), 0.0, 2, 1.0, 1)
+    cylinder = SceneObject("cylinder", (0.7, 0.3, 0.7), (0.0, 0.3, 0.0), 0.0, 2, 1.0, 2)
+    forward = render_view(Scene((box,), textures, 0, 0.5, 1, (0, 1, 0)), camera_at((0, 1, 0), LOOK_FORWARD), 0.0)
+    assert math.isclose(float(forward.depth[16, 16]), 6.0 - 0.4, abs_tol=1e-5)  # the box's front face
+    down = render_view(Scene((cylinder,), textures, 0, 0.5, 1, (0, 1, 0)), camera_at((0, 3, 0), LOOK_DOWN), 0.0)
+    assert math.isclose(float(down.depth[16, 16]), 3.0 - 0.6, abs_tol=1e-5)  # the top cap at y = 0.6
+    assert int(down.instance[16, 16]) == 2
+    up = [[1, 0, 0], [0, 0, -1], [0, 1, 0]]  # looks along world +y, into the sky
+    sky = render_view(Scene((), textures, 0, 0.5, 1, (0, 1, 0)), camera_at((0, 1, 0), up), 0.0)
+    assert math.isclose(float(sky.depth[16, 16]), 30.0 - 1.0, abs_tol=1e-4)  # the dome of radius 30
+
+
+def test_recorded_object_motion_matches_the_rendered_frames():
+    # Points carried by the recorded poses into the next frame, where visible there, land on their
+    # own object at the rendered depth; for translating objects, points assumed static do not.
+    clip = make_clip(SynthConfig(kind="hybrid", resolution=64, num_frames=4, supersample=1, speed=1.5), seed=6)
+    carried, kept = [], []
+    for obj in clip.meta["objects"]:
+        poses = torch.tensor(obj["obj2world"], dtype=torch.float64)
+        for i in range(len(clip) - 1):
+            points = object_points(clip, i, obj["instance_id"])
+            motion = poses[i + 1] @ torch.linalg.inv(poses[i])
+            carried += landed_on_object(clip, i + 1, points @ motion[:3, :3].T + motion[:3, 3], obj["instance_id"])
+            if obj["motion"]["kind"] in ("translate", "bounce"):
+                kept += landed_on_object(clip, i + 1, points, obj["instance_id"])
+    assert len(carried) > 200 and np.mean(carried) > 0.9  # misses: rounding at silhouettes
+    assert len(kept) > 20 and np.mean(kept) < np.mean(carried) - 0.3
+
+
+def object_points(clip, frame, instance_id):
+    """World points [P, 3] (float64) of the object's pixels in ``frame``, from the exact depth."""
+    visible = torch.from_numpy(clip.masks[frame] == instance_id)
+    pixels = clip.cameras.pixel_centers()[visible][None].double()
+    depth = torch.from_numpy(clip.depth[frame])[visible][None].double()
+    return clip.cameras[frame].to(dtype=torch.float64).unproject(pixels, depth)[0]
+
+
+def landed_on_object(clip, frame, points, instance_id):
+    """For points in view and not hidden in ``frame``: does each land on the object?"""
+    uv, z = clip.cameras[frame].to(dtype=torch.float64).project(points[None])
+    col, row = (uv[0, :, 0] - 0.5).round().long(), (uv[0, :, 1] - 0.5).round().long()
+    inside = (col >= 0) & (col < clip.width) & (row >= 0) & (row < clip.height)
+    col, row = col[inside], row[inside]
+    depth = torch.from_numpy(clip.depth[frame])[row, col].double()
+    unoccluded = z[0, inside] < depth * 1.05
+    hits = (torch.from_numpy(clip.masks[frame])[row, col] == instance_id) & (
+        (z[0, inside] - depth).abs() < 0.05 * depth
+    )
+    return hits[unoccluded].tolist()
+
+
 def test_rendered_sphere_centre_lands_where_the_camera_projects_it():
     center = (1.1, 1.4, 6.0)
     scene = one_sphere_scene(center, 0.3)

@@ -6,12 +6,14 @@ at integer + 0.5, so the centre of the top-left pixel is (0.5, 0.5) and a centre
 ``cx = W / 2``. One image size is shared by the whole batch.
 """
 
+import operator
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from scene4d.errors import Scene4DError
+from scene4d.geometry.rotations import look_at_c2w_rotation
 
 RIGID_TOLERANCE = 1e-4
 
@@ -61,10 +63,18 @@ class Cameras:
         return self.K.shape[0]
 
     def __getitem__(self, index: int | slice | Tensor | list[int]) -> "Cameras":
-        """Select cameras; an integer keeps the batch dimension (a batch of one)."""
-        if isinstance(index, int):
-            index = slice(index, index + 1 if index != -1 else None)
+        """Select cameras; an integer (Python, numpy or 0-d tensor) keeps the batch dimension."""
+        if not isinstance(index, slice | list) and not (isinstance(index, Tensor) and index.dim() > 0):
+            position = self.position(index)
+            index = slice(position, position + 1)
         return Cameras(self.K[index], self.w2c[index], self.width, self.height)
+
+    def position(self, index: int) -> int:
+        """A non-negative position for an integer index (negative counts from the end)."""
+        position = operator.index(index)
+        if not -len(self) <= position < len(self):
+            raise Scene4DError(f"cameras: index {position} is out of range for {len(self)} cameras")
+        return position % len(self)
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "Cameras":
         return Cameras(self.K.to(device, dtype), self.w2c.to(device, dtype), self.width, self.height)
@@ -134,7 +144,8 @@ class Cameras:
 
     def relative_to(self, index: int = 0) -> "Cameras":
         """Re-express all cameras in the frame of camera ``index`` (its ``w2c`` becomes identity)."""
-        anchor_c2w = rigid_inverse(self.w2c[index : index + 1])
+        position = self.position(index)
+        anchor_c2w = rigid_inverse(self.w2c[position : position + 1])
         return Cameras(self.K, self.w2c @ anchor_c2w, self.width, self.height)
 
 
@@ -146,6 +157,16 @@ def rigid_inverse(w2c: Tensor) -> Tensor:
     inverse[:, :3, 3] = -(rot_t @ w2c[:, :3, 3:])[..., 0]
     inverse[:, 3, 3] = 1.0
     return inverse
+
+
+def look_at_w2c(eye: Tensor, target: Tensor, up: Tensor) -> Tensor:
+    """World-to-camera [4, 4] of an OpenCV camera at ``eye`` [3] looking at ``target`` [3], with
+    the world direction ``up`` [3] pointing up in the image."""
+    rotation_c2w = look_at_c2w_rotation(eye, target, up)
+    w2c = torch.eye(4, dtype=eye.dtype, device=eye.device)
+    w2c[:3, :3] = rotation_c2w.T
+    w2c[:3, 3] = -rotation_c2w.T @ eye
+    return w2c
 
 
 def check_rigid(matrices: Tensor, what: str) -> None:

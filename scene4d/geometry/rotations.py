@@ -6,6 +6,8 @@ All matrices act on column vectors. Quaternions are unit, scalar first (w, x, y,
 import torch
 from torch import Tensor
 
+from scene4d.errors import Scene4DError
+
 
 def axis_angle_to_matrix(axis: Tensor, angle_rad: Tensor) -> Tensor:
     """Rodrigues' formula: rotation by ``angle_rad`` [...] about unit ``axis`` [..., 3] -> [..., 3, 3]."""
@@ -116,7 +118,7 @@ def look_at_c2w_rotation(eye: Tensor, target: Tensor, up: Tensor) -> Tensor:
     right = torch.linalg.cross(forward, up, dim=-1)
     norm = right.norm(dim=-1, keepdim=True)
     if bool((norm < 1e-8).any()):
-        raise ValueError("look-at: the viewing direction is parallel to the up vector")
+        raise Scene4DError("look-at: the viewing direction is parallel to the up vector")
     right = right / norm
     down = torch.linalg.cross(forward, right, dim=-1)
     return torch.stack([right, down, forward], dim=-1)

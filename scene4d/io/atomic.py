@@ -24,7 +24,11 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
         if target.exists():
             retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
             target.rename(retired)
-            staging.rename(target)
+            try:
+                staging.rename(target)
+            except BaseException:
+                retired.rename(target)
+                raise
             shutil.rmtree(retired)
         else:
             staging.rename(target)

@@ -30,6 +30,9 @@ from scene4d.io.clip import Clip
 from scene4d.io.media import read_image, to_uint8, write_video
 
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
+PINHOLE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE")
+DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
+MAX_INSTANCE_ID = 65535  # masks are 16-bit PNGs
 
 
 def convert_c2w_opencv_opengl(c2w: np.ndarray) -> np.ndarray:
@@ -56,6 +59,8 @@ def save_clip(clip: Clip, folder: str | Path, fps: float = 10.0) -> Path:
             for index, depth in enumerate(clip.depth):
                 np.save(staging / frames[index]["depth_file_path"], depth.astype(np.float32))
         if clip.masks is not None:
+            if clip.masks.min() < 0 or clip.masks.max() > MAX_INSTANCE_ID:
+                raise Scene4DError(f"clip: instance ids must lie in [0, {MAX_INSTANCE_ID}] to be saved as 16-bit PNG")
             (staging / "masks").mkdir()
             for index, mask in enumerate(clip.masks):
                 Image.fromarray(mask.astype(np.uint16)).save(staging / frames[index]["instance_mask_path"])
@@ -117,21 +122,26 @@ def load_clip(folder: str | Path) -> Clip:
     folder = Path(folder)
     transforms = read_json(folder / "transforms.json")
     entries = transforms.get("frames") if isinstance(transforms, dict) else None
-    if not isinstance(entries, list) or not entries:
-        raise Scene4DError(f"{folder / 'transforms.json'}: expected a non-empty 'frames' list")
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise Scene4DError(f"{folder / 'transforms.json'}: expected a non-empty 'frames' list of objects")
+    check_pinhole(transforms, entries, folder)
     frames = read_frames(folder, entries)
     height, width = frames.shape[1:3]
     K = torch.stack([frame_intrinsics(transforms, entry, width, height) for entry in entries])
     c2w_opencv = torch.stack([frame_c2w_opencv(entry, folder) for entry in entries])
     w2c = rigid_inverse(c2w_opencv).float()
-    meta_path = folder / "meta.json"
+    meta = read_json(folder / "meta.json") if (folder / "meta.json").exists() else {}
+    if not isinstance(meta, dict):
+        raise Scene4DError(f"{folder / 'meta.json'}: expected a JSON object")
     return Clip(
         frames=frames,
         cameras=Cameras(K.float(), w2c, width, height),
-        times=np.array([float(entry.get("time", 0.0)) for entry in entries], dtype=np.float32),
+        times=np.array(
+            [number(entry.get("time", 0.0), f"{entry['file_path']}: time") for entry in entries], np.float32
+        ),
         depth=load_per_frame(folder, entries, "depth_file_path", np.load),
         masks=load_per_frame(folder, entries, "instance_mask_path", read_mask),
-        meta=read_json(meta_path) if meta_path.exists() else {},
+        meta=meta,
     )
 
 
@@ -172,24 +182,49 @@ def frame_intrinsics(transforms: dict, entry: dict, width: int, height: int) -> 
     Accepts ``camera_angle_x`` (Blender synthetic layout) when ``fl_x`` is absent; the
     principal point defaults to the image centre.
     """
+    where = entry["file_path"]
 
-    def field(name: str) -> Any:
-        return entry.get(name, transforms.get(name))
+    def field(name: str) -> float | None:
+        value = entry.get(name, transforms.get(name))
+        return None if value is None else number(value, f"{where}: {name}")
 
     declared = (field("w"), field("h"))
     if declared != (None, None) and declared != (width, height):
-        raise Scene4DError(
-            f"{entry['file_path']}: image is {width}x{height} but transforms.json says {declared[0]}x{declared[1]}"
-        )
-    fl_x = field("fl_x")
-    if fl_x is None and field("camera_angle_x") is not None:
-        fl_x = 0.5 * width / np.tan(0.5 * float(field("camera_angle_x")))
+        said = {name: entry.get(name, transforms.get(name)) for name in ("w", "h")}
+        raise Scene4DError(f"{where}: image is {width}x{height} but transforms.json says w={said['w']}, h={said['h']}")
+    fl_x, angle = field("fl_x"), field("camera_angle_x")
+    if fl_x is None and angle is not None:
+        fl_x = 0.5 * width / np.tan(0.5 * angle)
     if fl_x is None:
-        raise Scene4DError(f"transforms.json: no focal length (fl_x or camera_angle_x) for {entry['file_path']}")
+        raise Scene4DError(f"transforms.json: no focal length (fl_x or camera_angle_x) for {where}")
     fl_y = field("fl_y") if field("fl_y") is not None else fl_x
     cx = field("cx") if field("cx") is not None else width / 2
     cy = field("cy") if field("cy") is not None else height / 2
     return torch.tensor([[fl_x, 0.0, cx], [0.0, fl_y, cy], [0.0, 0.0, 1.0]], dtype=torch.float64)
+
+
+def number(value: object, where: str) -> float:
+    """A finite number from a JSON field, or a ``Scene4DError`` naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise Scene4DError(f"transforms.json: {where} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def check_pinhole(transforms: dict, entries: list[dict], folder: Path) -> None:
+    """Refuse camera models and lens distortion that pinhole ``Cameras`` cannot represent."""
+    for scope in (transforms, *entries):
+        model = scope.get("camera_model", "OPENCV")
+        if model not in PINHOLE_MODELS:
+            raise Scene4DError(
+                f"{folder / 'transforms.json'}: camera model {model!r} is not supported; undistort the images "
+                f"first (supported: {', '.join(PINHOLE_MODELS)})"
+            )
+        distorted = [key for key in DISTORTION_KEYS if scope.get(key, 0) not in (0, 0.0)]
+        if distorted:
+            raise Scene4DError(
+                f"{folder / 'transforms.json'}: lens distortion ({', '.join(distorted)}) is not supported; "
+                "undistort the images first"
+            )
 
 
 def frame_c2w_opencv(entry: dict, folder: Path) -> torch.Tensor:

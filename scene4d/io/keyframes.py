@@ -1,7 +1,8 @@
 """Keyframed camera paths from JSON files.
 
-Format (coordinates in the first camera's frame unless the first keyframe says otherwise;
-OpenCV axes: +x right, +y down, +z forward)::
+Format (any world frame, OpenCV camera axes: +x right, +y down, +z forward; the path is
+re-expressed relative to its first keyframe, so writing it in the first camera's frame is
+simplest)::
 
     {
       "up": [0, -1, 0],                          optional world up for look-at keyframes
@@ -45,7 +46,7 @@ def load_keyframes(path: str | Path) -> list[Keyframe]:
             target = vector(entry["look_at"], 3, f"{where}: look_at")
             try:
                 rotation = look_at_c2w_rotation(position, target, up)
-            except ValueError as error:
+            except Scene4DError as error:
                 raise Scene4DError(f"{where}: {error}") from None
         else:
             raise Scene4DError(f"{where}: needs 'look_at' or 'quaternion'")

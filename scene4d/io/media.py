@@ -7,8 +7,6 @@ import numpy as np
 from scene4d.errors import Scene4DError
 from scene4d.io.atomic import atomic_file
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
-
 
 def read_image(path: str | Path) -> np.ndarray:
     """An image file -> [H, W, 3] float32 in [0, 1] (grey is repeated, alpha dropped)."""
@@ -29,6 +27,8 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     """Write [H, W, 3] float in [0, 1] as an 8-bit image (format from the suffix), atomically."""
     from PIL import Image
 
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise Scene4DError(f"write_image: expected [H, W, 3], got {list(image.shape)}")
     with atomic_file(path) as staging:
         Image.fromarray(to_uint8(image)).save(staging)
 
@@ -40,6 +40,8 @@ def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndar
     path = Path(path)
     if not path.is_file():
         raise Scene4DError(f"video not found: {path}")
+    if max_frames is not None and max_frames < 1:
+        raise Scene4DError(f"max_frames must be at least 1, got {max_frames}")
     frames = []
     try:
         with imageio.get_reader(path, format="FFMPEG") as reader:
@@ -62,6 +64,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 10.0) -> None
     """
     import imageio.v2 as imageio
 
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
+        raise Scene4DError(f"write_video: expected frames [T>=1, H, W, 3], got {list(frames.shape)}")
     frames = to_uint8(frames)
     pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
     frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")

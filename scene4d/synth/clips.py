@@ -19,9 +19,8 @@ import torch
 from torch import Tensor
 
 from scene4d.errors import Scene4DError
-from scene4d.geometry import TRAJECTORY_NAMES, Cameras, named_trajectory_w2c
-from scene4d.geometry.rotations import look_at_c2w_rotation
-from scene4d.geometry.trajectories import MOVES, check_num_frames
+from scene4d.geometry import TRAJECTORY_NAMES, Cameras, look_at_w2c, named_trajectory_w2c, rigid_inverse
+from scene4d.geometry.trajectories import MOVES, check_num_frames, get_move
 from scene4d.io import Clip
 from scene4d.synth.motion import motion_strength
 from scene4d.synth.render import render_view
@@ -52,8 +51,8 @@ class SynthConfig:
         check_num_frames(self.num_frames)
         if self.num_views < 1 or self.supersample < 1:
             raise Scene4DError(f"views and supersampling must be >= 1, got {self.num_views}, {self.supersample}")
-        if self.trajectory is not None and self.trajectory not in MOVES:
-            raise Scene4DError(f"unknown trajectory {self.trajectory!r}; valid names: {', '.join(TRAJECTORY_NAMES)}")
+        if self.trajectory is not None:
+            get_move(self.trajectory)
 
 
 def make_clip(config: SynthConfig, seed: int) -> Clip:
@@ -89,12 +88,9 @@ def base_camera_w2c(rng: np.random.Generator, azimuth_rad: float) -> tuple[Tenso
     Returns its world-to-camera [1, 4, 4] and its distance to the look-at point.
     """
     distance, height = rng.uniform(5.5, 7.0), rng.uniform(1.5, 2.5)
-    eye = torch.tensor([distance * np.cos(azimuth_rad), height, distance * np.sin(azimuth_rad)])
-    target = torch.tensor([rng.uniform(-0.3, 0.3), rng.uniform(0.3, 0.6), rng.uniform(-0.3, 0.3)])
-    rotation_c2w = look_at_c2w_rotation(eye.double(), target.double(), torch.tensor(WORLD_UP, dtype=torch.float64))
-    w2c = torch.eye(4, dtype=torch.float64)
-    w2c[:3, :3] = rotation_c2w.T
-    w2c[:3, 3] = -rotation_c2w.T @ eye.double()
+    eye = torch.tensor([distance * np.cos(azimuth_rad), height, distance * np.sin(azimuth_rad)], dtype=torch.float64)
+    target = torch.tensor([rng.uniform(-0.3, 0.3), rng.uniform(0.3, 0.6), rng.uniform(-0.3, 0.3)], dtype=torch.float64)
+    w2c = look_at_w2c(eye, target, torch.tensor(WORLD_UP, dtype=torch.float64))
     return w2c[None].float(), float((target - eye).norm())
 
 
@@ -110,7 +106,7 @@ def safe_trajectory_w2c(
     for _ in range(12):
         relative = named_trajectory_w2c(name, num_frames, magnitude, orbit_distance=target_distance)
         w2c = relative @ base_w2c
-        centers = Cameras(torch.eye(3).expand(num_frames, 3, 3), w2c, 1, 1).centers
+        centers = rigid_inverse(w2c)[:, :3, 3]
         horizontal = centers[:, [0, 2]].norm(dim=-1)
         if bool((centers[:, 1] > 0.3).all() and (horizontal > SCENE_RADIUS + 1.0).all() and (horizontal < 20).all()):
             return w2c, magnitude

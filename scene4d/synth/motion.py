@@ -47,7 +47,9 @@ def motion_strength(
 
     Per object, the magnitude of the field is averaged over its visible points in frame i of
     every pair (at most ``MAX_POINTS_PER_OBJECT`` sampled per frame). Returns the strength and
-    the per-object means.
+    the per-object means. As in GenXD the field is measured between the given pairs (usually
+    consecutive frames), so for the same motion the value scales with 1 / (frames - 1): compare
+    strengths of clips with the same frame count.
     """
     per_object: dict[int, float] = {}
     pixel_grid = cameras.pixel_centers()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras
 from scene4d.synth.scene import DOME_RADIUS, Scene, SceneObject
 
@@ -32,6 +33,8 @@ def render_view(scene: Scene, camera: Cameras, time: float, supersample: int = 1
     With ``supersample`` s > 1, RGB averages s x s rays per pixel (anti-aliasing), while depth and
     instance ids come from the ray through the pixel centre so they stay exact.
     """
+    if len(camera) != 1:
+        raise Scene4DError(f"render_view renders one camera, got a batch of {len(camera)}")
     height, width = camera.height, camera.width
     origin = camera.centers[0].to(RAY_DTYPE)
     centre_rays = camera.ray_directions()[0].to(RAY_DTYPE).reshape(-1, 3)

@@ -4,7 +4,7 @@ Synth world frame: right-handed, +y up, the ground is the plane y = 0 and the sc
 on the origin. Object motion is rigid and recorded exactly: ``SceneObject.obj2world(t)``.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -115,8 +115,7 @@ def random_scene(rng: np.random.Generator, dynamic: bool, speed: float = 1.0, wa
     if dynamic:
         movers = rng.choice(len(objects), size=int(rng.integers(1, min(3, len(objects)) + 1)), replace=False)
         objects = [
-            SceneObject(**{**o.__dict__, "motion": random_motion(rng, speed)}) if index in movers else o
-            for index, o in enumerate(objects)
+            replace(o, motion=random_motion(rng, speed)) if index in movers else o for index, o in enumerate(objects)
         ]
     for wall in random_walls(rng, wall_azimuth_rad, first_texture=len(textures)):
         textures.append(random_texture(rng, photo_probability=0.8))
