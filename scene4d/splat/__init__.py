@@ -1,0 +1,1 @@
+"""Gaussian splatting: projection, rasterization (cpu / gsplat / torch), 3DGS and 4DGS fitting."""

@@ -1,0 +1,280 @@
+"""Differentiable Gaussian rasterization with three backends.
+
+- ``torch``: plain PyTorch, the reference for tests (``_rasterize_pixels``);
+- ``cpu``: compiled numba kernels with their own backward (``rasterize_pixels``);
+- ``gsplat``: gsplat's CUDA ``rasterization()`` when the inputs live on a CUDA device.
+
+``cpu`` and ``torch`` share the projection (``project_gaussians``) and the tile binning, and
+differ only in the per-pixel blending. ``RenderResult.info`` carries what gsplat's
+densification strategies read (``means2d`` with its gradient, ``radii [C, N, 2]``, ``width``,
+``height``, ``n_cameras``, ``gaussian_ids``), so ``DefaultStrategy`` and ``MCMCStrategy`` run with any backend.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from scene4d.errors import Scene4DError
+from scene4d.geometry import Cameras
+from scene4d.splat.projection import project_gaussians, spherical_harmonics
+
+Backend = Literal["auto", "cpu", "gsplat", "torch"]
+TILE_SIZE = 16
+ALPHA_MIN, ALPHA_MAX, TRANSMITTANCE_MIN = 1.0 / 255.0, 0.99, 1e-4
+
+
+@dataclass
+class RenderResult:
+    rgb: Tensor  # [C, H, W, 3]
+    alpha: Tensor  # [C, H, W] accumulated opacity
+    depth: Tensor  # [C, H, W] expected camera z-depth (blended depth / alpha)
+    info: dict[str, Any]
+
+
+@dataclass
+class TileBins:
+    """Depth-sorted lists of the Gaussians overlapping each 16x16 tile of each camera.
+
+    The list of camera ``c``, tile ``t`` is ``gaussian_ids[offsets[c * tiles + t] : offsets[c * tiles + t + 1]]``.
+    """
+
+    offsets: Tensor  # [C * tiles + 1] int64
+    gaussian_ids: Tensor  # [M] int64, indices into the camera's N Gaussians
+    tiles_x: int
+    tiles_y: int
+
+
+def rasterize(
+    means: Tensor,  # [N, 3] world
+    quats: Tensor,  # [N, 4] (w, x, y, z), any norm
+    log_scales: Tensor,  # [N, 3]
+    opacity_logits: Tensor,  # [N]
+    colors: Tensor,  # [N, 3] RGB, or [N, K, 3] SH coefficients with ``sh_degree``
+    cameras: Cameras,
+    background: Tensor | None = None,  # [3] or [C, 3]; black when None
+    sh_degree: int | None = None,
+    backend: Backend = "auto",
+) -> RenderResult:
+    """Render Gaussians into every camera: RGB, alpha and expected depth.
+
+    ``auto`` picks ``gsplat`` for CUDA tensors and ``cpu`` otherwise.
+    """
+    backend = resolve_backend(backend, means)
+    num_cameras = len(cameras)
+    background = torch.zeros(3, dtype=means.dtype, device=means.device) if background is None else background
+    background = background.to(means.dtype).expand(num_cameras, 3)
+    if backend == "gsplat":
+        return rasterize_gsplat(means, quats, log_scales, opacity_logits, colors, cameras, background, sh_degree)
+    projected = project_gaussians(means, quats, log_scales, cameras)
+    view_colors = colors_per_camera(means, colors, cameras, sh_degree)
+    opacities = torch.sigmoid(opacity_logits)[None].expand(num_cameras, -1)
+    bins = bin_gaussians(projected.means2d, projected.radii, projected.depths, cameras.width, cameras.height)
+    blend = rasterize_pixels if backend == "cpu" else _rasterize_pixels
+    rgb, alpha, depth = blend(
+        projected.means2d, projected.conics, view_colors, opacities, projected.depths, background,
+        bins, cameras.width, cameras.height,
+    )  # fmt: skip
+    info = {
+        "means2d": projected.means2d,
+        "radii": projected.radii,
+        "width": cameras.width,
+        "height": cameras.height,
+        "n_cameras": num_cameras,
+        "gaussian_ids": None,  # gsplat's key for packed mode; this layout is dense [C, N]
+    }
+    return RenderResult(rgb, alpha, depth / alpha.clamp(min=1e-10), info)
+
+
+def resolve_backend(backend: str, means: Tensor) -> str:
+    if backend not in ("auto", "cpu", "gsplat", "torch"):
+        raise Scene4DError(f"unknown rasterizer backend {backend!r}; valid: auto, cpu, gsplat, torch")
+    if backend == "auto":
+        return "gsplat" if means.is_cuda else "cpu"
+    if backend == "gsplat" and not means.is_cuda:
+        raise Scene4DError(
+            "the gsplat backend rasterizes on CUDA only; move the Gaussians to a GPU or use backend='cpu'"
+        )
+    if backend != "gsplat" and means.is_cuda:
+        raise Scene4DError(f"the {backend} backend runs on the CPU; use backend='gsplat' for CUDA tensors")
+    return backend
+
+
+def colors_per_camera(means: Tensor, colors: Tensor, cameras: Cameras, sh_degree: int | None) -> Tensor:
+    """Colours [C, N, 3]: RGB as given, or SH evaluated along each camera's viewing directions."""
+    if sh_degree is None:
+        return colors[None].expand(len(cameras), -1, -1)
+    directions = means[None] - cameras.centers.to(means.dtype)[:, None]
+    directions = directions / directions.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    return spherical_harmonics(colors[None], directions, sh_degree)
+
+
+def bin_gaussians(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, height: int) -> TileBins:
+    """Assign each visible Gaussian to the tiles its 3-sigma box overlaps, sorted by depth per tile.
+
+    ``means2d`` [C, N, 2], ``radii`` [C, N, 2] (0 = culled), ``depths`` [C, N]. Vectorised: every
+    (Gaussian, tile) pair becomes an entry, entries are sorted by depth and then (stably) by
+    camera and tile.
+    """
+    num_cameras, num = depths.shape
+    tiles_x, tiles_y = -(-width // TILE_SIZE), -(-height // TILE_SIZE)
+    centre, extent = means2d.detach(), radii.to(means2d.dtype)
+    low = torch.floor((centre - extent) / TILE_SIZE).long()
+    high = torch.floor((centre + extent) / TILE_SIZE).long()
+    low[..., 0].clamp_(0, tiles_x - 1), low[..., 1].clamp_(0, tiles_y - 1)
+    high[..., 0].clamp_(0, tiles_x - 1), high[..., 1].clamp_(0, tiles_y - 1)
+    span = (high - low + 1).clamp(min=0)
+    count = torch.where((radii > 0).all(dim=-1), span[..., 0] * span[..., 1], 0).reshape(-1)
+    owner = torch.repeat_interleave(torch.arange(num_cameras * num, device=depths.device), count)
+    first_entry = torch.cumsum(count, 0) - count
+    local = torch.arange(owner.shape[0], device=depths.device) - first_entry[owner]
+    flat_low, flat_span = low.reshape(-1, 2)[owner], span.reshape(-1, 2)[owner]
+    tile_x = flat_low[:, 0] + local % flat_span[:, 0]
+    tile_y = flat_low[:, 1] + local // flat_span[:, 0]
+    cell = (owner // num) * (tiles_x * tiles_y) + tile_y * tiles_x + tile_x
+    by_depth = torch.argsort(depths.detach().reshape(-1)[owner], stable=True)
+    order = by_depth[torch.argsort(cell[by_depth], stable=True)]
+    per_cell = torch.bincount(cell, minlength=num_cameras * tiles_x * tiles_y)
+    offsets = torch.cat([per_cell.new_zeros(1), torch.cumsum(per_cell, 0)])
+    return TileBins(offsets, (owner % num)[order], tiles_x, tiles_y)
+
+
+def rasterize_pixels(
+    means2d: Tensor,  # [C, N, 2]
+    conics: Tensor,  # [C, N, 3]
+    colors: Tensor,  # [C, N, 3]
+    opacities: Tensor,  # [C, N] in (0, 1)
+    depths: Tensor,  # [C, N]
+    background: Tensor,  # [C, 3]
+    bins: TileBins,
+    width: int,
+    height: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Blend projected Gaussians with the compiled CPU kernels: RGB [C, H, W, 3], alpha [C, H, W],
+    blended depth [C, H, W]. Same rules and outputs as ``_rasterize_pixels``."""
+    return _CompiledBlend.apply(means2d, conics, colors, opacities, depths, background, bins, width, height)
+
+
+class _CompiledBlend(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, means2d, conics, colors, opacities, depths, background, bins, width, height):  # noqa: ANN001
+        from scene4d.splat import cpu_kernels
+
+        cutoffs = torch.log(opacities.detach() / ALPHA_MIN)
+        inputs = [to_numpy(t) for t in (means2d, conics, colors, opacities, depths, cutoffs, background)]
+        num_cameras, dtype = means2d.shape[0], inputs[0].dtype
+        rgb = np.empty((num_cameras, height, width, 3), dtype)
+        depth = np.empty((num_cameras, height, width), dtype)
+        transmittance = np.empty((num_cameras, height, width), dtype)
+        last = np.empty((num_cameras, height, width), np.int64)
+        layout = (to_numpy(bins.offsets), to_numpy(bins.gaussian_ids), width, height, TILE_SIZE, bins.tiles_x,
+                  bins.tiles_x * bins.tiles_y)  # fmt: skip
+        cpu_kernels.blend_forward(*inputs, *layout, rgb, depth, transmittance, last)
+        ctx.save_for_backward(means2d, conics, colors, opacities, depths, background)
+        ctx.extras = (inputs, layout, transmittance, last)
+        return torch.from_numpy(rgb), torch.from_numpy(1.0 - transmittance), torch.from_numpy(depth)
+
+    @staticmethod
+    def backward(ctx, grad_rgb, grad_alpha, grad_depth):  # noqa: ANN001
+        from numba import get_num_threads
+
+        from scene4d.splat import cpu_kernels
+
+        inputs, layout, transmittance, last = ctx.extras
+        chunks = get_num_threads()
+        grads = [np.zeros((chunks, *array.shape), array.dtype) for array in inputs[:5]]
+        upstream = [to_numpy(g) for g in (grad_rgb, grad_alpha, grad_depth)]
+        cpu_kernels.blend_backward(*inputs, *layout, transmittance, last, *upstream, *grads)
+        return (*(torch.from_numpy(g.sum(axis=0)) for g in grads), None, None, None, None)
+
+
+def to_numpy(tensor: Tensor) -> np.ndarray:
+    return tensor.detach().contiguous().numpy()
+
+
+def _rasterize_pixels(
+    means2d: Tensor,  # [C, N, 2]
+    conics: Tensor,  # [C, N, 3]
+    colors: Tensor,  # [C, N, 3]
+    opacities: Tensor,  # [C, N] in (0, 1)
+    depths: Tensor,  # [C, N]
+    background: Tensor,  # [C, 3]
+    bins: TileBins,
+    width: int,
+    height: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Plain PyTorch twin of ``rasterize_pixels``: one tile at a time, all its pixels against
+    its depth-sorted Gaussians, transmittance by ``cumprod``."""
+    images = []
+    for camera in range(means2d.shape[0]):
+        rows = []
+        for tile_y in range(bins.tiles_y):
+            row = []
+            for tile_x in range(bins.tiles_x):
+                cell = camera * bins.tiles_x * bins.tiles_y + tile_y * bins.tiles_x + tile_x
+                ids = bins.gaussian_ids[bins.offsets[cell] : bins.offsets[cell + 1]]
+                top, left = tile_y * TILE_SIZE, tile_x * TILE_SIZE
+                rows_here, cols_here = min(TILE_SIZE, height - top), min(TILE_SIZE, width - left)
+                pixels = tile_pixel_centres(top, left, rows_here, cols_here, means2d.dtype)
+                blended = _blend_tile(
+                    pixels, means2d[camera, ids], conics[camera, ids], colors[camera, ids],
+                    opacities[camera, ids], depths[camera, ids], background[camera],
+                )  # fmt: skip
+                row.append(blended.reshape(rows_here, cols_here, 5))
+            rows.append(torch.cat(row, dim=1))
+        images.append(torch.cat(rows, dim=0))
+    image = torch.stack(images)
+    return image[..., :3], image[..., 3], image[..., 4]
+
+
+def tile_pixel_centres(top: int, left: int, rows: int, cols: int, dtype: torch.dtype) -> Tensor:
+    """Pixel centres [rows * cols, 2] (x, y) of a tile, row-major."""
+    y, x = torch.meshgrid(
+        torch.arange(top, top + rows, dtype=dtype) + 0.5,
+        torch.arange(left, left + cols, dtype=dtype) + 0.5,
+        indexing="ij",
+    )
+    return torch.stack([x, y], dim=-1).reshape(-1, 2)
+
+
+def _blend_tile(
+    pixels: Tensor,  # [P, 2]
+    means2d: Tensor,  # [n, 2] depth-sorted
+    conics: Tensor,  # [n, 3]
+    colors: Tensor,  # [n, 3]
+    opacities: Tensor,  # [n]
+    depths: Tensor,  # [n]
+    background: Tensor,  # [3]
+) -> Tensor:
+    """Front-to-back alpha blending of one tile -> [P, 5] (RGB, alpha, blended depth)."""
+    offset = pixels[:, None, :] - means2d[None]
+    dx, dy = offset[..., 0], offset[..., 1]
+    sigma = 0.5 * (conics[:, 0] * dx * dx + conics[:, 2] * dy * dy) + conics[:, 1] * dx * dy
+    alpha = torch.clamp(opacities * torch.exp(-sigma), max=ALPHA_MAX)
+    alpha = torch.where((sigma >= 0) & (alpha >= ALPHA_MIN), alpha, torch.zeros_like(alpha))
+    before = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha[:, :-1]], dim=1), dim=1)
+    # Transmittance only falls, so "stop before reaching 1e-4" keeps a prefix of the list.
+    alpha = torch.where(before * (1 - alpha) > TRANSMITTANCE_MIN, alpha, torch.zeros_like(alpha))
+    weights = alpha * before
+    final = torch.prod(1 - alpha, dim=1)
+    rgb = weights @ colors + final[:, None] * background
+    return torch.cat([rgb, (1 - final)[:, None], (weights @ depths)[:, None]], dim=1)
+
+
+def rasterize_gsplat(
+    means: Tensor, quats: Tensor, log_scales: Tensor, opacity_logits: Tensor, colors: Tensor,
+    cameras: Cameras, background: Tensor, sh_degree: int | None,
+) -> RenderResult:  # fmt: skip
+    """gsplat's CUDA rasterizer (imported here: it is optional and needs a GPU)."""
+    try:
+        from gsplat import rasterization
+    except ImportError:
+        raise Scene4DError("the gsplat backend needs the gsplat package: pip install gsplat") from None
+    render, alpha, info = rasterization(
+        means, quats, torch.exp(log_scales), torch.sigmoid(opacity_logits), colors,
+        cameras.w2c.to(means), cameras.K.to(means), cameras.width, cameras.height,
+        sh_degree=sh_degree, backgrounds=torch.cat([background, background[:, :1] * 0], dim=1), render_mode="RGB+ED",
+    )  # fmt: skip
+    return RenderResult(render[..., :3], alpha[..., 0], render[..., 3], info)
