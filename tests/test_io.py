@@ -7,7 +7,17 @@ from PIL import Image
 
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, keyframed_w2c
-from scene4d.io import Clip, clip_folder, load_clip, load_keyframes, read_image, read_video, save_clip, write_video
+from scene4d.io import (
+    Clip,
+    clip_folder,
+    load_cameras,
+    load_clip,
+    load_keyframes,
+    read_image,
+    read_video,
+    save_clip,
+    write_video,
+)
 from scene4d.synth import SynthConfig, make_clip
 
 
@@ -244,3 +254,14 @@ def test_look_at_keyframes_keep_the_target_centred(tmp_path):
     path.write_text(json.dumps({"keyframes": [{"position": [0, 0, 0]}, {"position": [1, 0, 0]}]}))
     with pytest.raises(Scene4DError, match="needs 'look_at' or 'quaternion'"):
         load_keyframes(path)
+
+
+def test_load_cameras_needs_no_images(synth_clip, tmp_path):
+    import shutil
+
+    folder = save_clip(synth_clip, tmp_path / "clip")
+    shutil.rmtree(folder / "images")
+    cameras, times = load_cameras(folder / "transforms.json")
+    torch.testing.assert_close(cameras.w2c, synth_clip.cameras.w2c, atol=1e-5, rtol=0)
+    assert (cameras.width, cameras.height) == (synth_clip.width, synth_clip.height)
+    np.testing.assert_array_equal(times, synth_clip.times)

@@ -120,29 +120,58 @@ def load_clip(folder: str | Path) -> Clip:
     ``Scene4DError`` naming the file and the problem for anything missing or malformed.
     """
     folder = Path(folder)
-    transforms = read_json(folder / "transforms.json")
-    entries = transforms.get("frames") if isinstance(transforms, dict) else None
-    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
-        raise Scene4DError(f"{folder / 'transforms.json'}: expected a non-empty 'frames' list of objects")
-    check_pinhole(transforms, entries, folder)
+    transforms, entries = read_transforms(folder / "transforms.json")
     frames = read_frames(folder, entries)
-    height, width = frames.shape[1:3]
-    K = torch.stack([frame_intrinsics(transforms, entry, width, height) for entry in entries])
-    c2w_opencv = torch.stack([frame_c2w_opencv(entry, folder) for entry in entries])
-    w2c = rigid_inverse(c2w_opencv).float()
+    cameras, times = cameras_from_transforms(transforms, entries, folder, frames.shape[2], frames.shape[1])
     meta = read_json(folder / "meta.json") if (folder / "meta.json").exists() else {}
     if not isinstance(meta, dict):
         raise Scene4DError(f"{folder / 'meta.json'}: expected a JSON object")
     return Clip(
         frames=frames,
-        cameras=Cameras(K.float(), w2c, width, height),
-        times=np.array(
-            [number(entry.get("time", 0.0), f"{entry['file_path']}: time") for entry in entries], np.float32
-        ),
+        cameras=cameras,
+        times=times,
         depth=load_per_frame(folder, entries, "depth_file_path", np.load),
         masks=load_per_frame(folder, entries, "instance_mask_path", read_mask),
         meta=meta,
     )
+
+
+def load_cameras(path: str | Path) -> tuple[Cameras, np.ndarray]:
+    """Cameras and times [T] of a ``transforms.json``, without reading its images.
+
+    The image size comes from ``w``/``h`` (top level or first frame), else from the first image.
+    """
+    path = Path(path)
+    transforms, entries = read_transforms(path)
+    width = entries[0].get("w", transforms.get("w"))
+    height = entries[0].get("h", transforms.get("h"))
+    if width is None or height is None:
+        first = read_image(resolve_image_path(path.parent, entries[0]))
+        height, width = first.shape[:2]
+    size = (int(number(width, "w")), int(number(height, "h")))
+    return cameras_from_transforms(transforms, entries, path.parent, *size)
+
+
+def read_transforms(path: Path) -> tuple[dict, list[dict]]:
+    """The parsed ``transforms.json`` and its frame entries, validated for shape and camera model."""
+    transforms = read_json(path)
+    entries = transforms.get("frames") if isinstance(transforms, dict) else None
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise Scene4DError(f"{path}: expected a non-empty 'frames' list of objects")
+    if not all("file_path" in entry for entry in entries):
+        raise Scene4DError(f"{path}: a frame has no 'file_path'")
+    check_pinhole(transforms, entries, path)
+    return transforms, entries
+
+
+def cameras_from_transforms(
+    transforms: dict, entries: list[dict], folder: Path, width: int, height: int
+) -> tuple[Cameras, np.ndarray]:
+    """OpenCV ``Cameras`` and times [T] from nerfstudio entries (OpenGL ``transform_matrix``)."""
+    K = torch.stack([frame_intrinsics(transforms, entry, width, height) for entry in entries])
+    c2w_opencv = torch.stack([frame_c2w_opencv(entry, folder) for entry in entries])
+    times = np.array([number(e.get("time", 0.0), f"{e['file_path']}: time") for e in entries], np.float32)
+    return Cameras(K.float(), rigid_inverse(c2w_opencv).float(), width, height), times
 
 
 def read_json(path: Path) -> Any:
@@ -168,8 +197,6 @@ def read_frames(folder: Path, entries: list[dict]) -> np.ndarray:
 
 def resolve_image_path(folder: Path, entry: dict[str, Any]) -> Path:
     """The image of a frame entry; nerfstudio's Blender-style paths may omit ``.png``."""
-    if "file_path" not in entry:
-        raise Scene4DError(f"{folder / 'transforms.json'}: a frame has no 'file_path'")
     path = folder / entry["file_path"]
     if not path.suffix and not path.exists() and path.with_suffix(".png").exists():
         return path.with_suffix(".png")
@@ -210,20 +237,19 @@ def number(value: object, where: str) -> float:
     return float(value)
 
 
-def check_pinhole(transforms: dict, entries: list[dict], folder: Path) -> None:
+def check_pinhole(transforms: dict, entries: list[dict], path: Path) -> None:
     """Refuse camera models and lens distortion that pinhole ``Cameras`` cannot represent."""
     for scope in (transforms, *entries):
         model = scope.get("camera_model", "OPENCV")
         if model not in PINHOLE_MODELS:
             raise Scene4DError(
-                f"{folder / 'transforms.json'}: camera model {model!r} is not supported; undistort the images "
+                f"{path}: camera model {model!r} is not supported; undistort the images "
                 f"first (supported: {', '.join(PINHOLE_MODELS)})"
             )
         distorted = [key for key in DISTORTION_KEYS if scope.get(key, 0) not in (0, 0.0)]
         if distorted:
             raise Scene4DError(
-                f"{folder / 'transforms.json'}: lens distortion ({', '.join(distorted)}) is not supported; "
-                "undistort the images first"
+                f"{path}: lens distortion ({', '.join(distorted)}) is not supported; undistort the images first"
             )
 
 

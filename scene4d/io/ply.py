@@ -1,0 +1,87 @@
+"""3D Gaussian splats in the INRIA ``.ply`` layout, which SuperSplat, Spark and other viewers open.
+
+Per vertex: ``x y z nx ny nz f_dc_0..2 f_rest_0.. opacity scale_0..2 rot_0..3``, all
+pre-activation (opacity logits, log-scales, quaternions w, x, y, z) and ``f_rest`` stored
+channel-major (all red coefficients, then green, then blue) as the INRIA code writes them.
+
+In memory the splats are a dict of tensors named as gsplat names them: ``means [N, 3]``,
+``quats [N, 4]``, ``scales [N, 3]`` (log), ``opacities [N]`` (logits), ``sh0 [N, 1, 3]``,
+``shN [N, K - 1, 3]``.
+"""
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from scene4d.errors import Scene4DError
+from scene4d.io.atomic import atomic_file
+
+REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", *(f"scale_{i}" for i in range(3)),
+            *(f"rot_{i}" for i in range(4))]  # fmt: skip
+
+
+def save_ply(path: str | Path, splats: Mapping[str, Tensor]) -> None:
+    """Write splats (gsplat names, see module docstring) as a binary INRIA ``.ply``, atomically."""
+    from plyfile import PlyData, PlyElement
+
+    means = splats["means"].detach().cpu().float().numpy()
+    rest = splats["shN"].detach().cpu().float()
+    columns = {
+        "x": means[:, 0], "y": means[:, 1], "z": means[:, 2],
+        "nx": np.zeros(len(means), np.float32), "ny": np.zeros(len(means), np.float32),
+        "nz": np.zeros(len(means), np.float32),
+    }  # fmt: skip
+    dc = splats["sh0"].detach().cpu().float().numpy()[:, 0]
+    columns.update({f"f_dc_{i}": dc[:, i] for i in range(3)})
+    channel_major = rest.transpose(1, 2).reshape(len(means), -1).numpy()
+    columns.update({f"f_rest_{i}": channel_major[:, i] for i in range(channel_major.shape[1])})
+    columns["opacity"] = splats["opacities"].detach().cpu().float().numpy()
+    scales = splats["scales"].detach().cpu().float().numpy()
+    columns.update({f"scale_{i}": scales[:, i] for i in range(3)})
+    quats = splats["quats"].detach().cpu().float().numpy()
+    columns.update({f"rot_{i}": quats[:, i] for i in range(4)})
+    vertices = np.empty(len(means), dtype=[(name, "f4") for name in columns])
+    for name, values in columns.items():
+        vertices[name] = values
+    with atomic_file(path) as staging:
+        PlyData([PlyElement.describe(vertices, "vertex")]).write(str(staging))
+
+
+def load_ply(path: str | Path) -> dict[str, Tensor]:
+    """Read an INRIA-layout ``.ply`` into splats (float32 tensors, gsplat names)."""
+    from plyfile import PlyData, PlyParseError
+
+    path = Path(path)
+    if not path.is_file():
+        raise Scene4DError(f"splat file not found: {path}")
+    try:
+        vertices = PlyData.read(str(path))["vertex"].data
+    except (PlyParseError, KeyError, ValueError, OSError) as error:
+        raise Scene4DError(f"cannot read {path} as a .ply with a vertex element: {error}") from None
+    names = vertices.dtype.names or ()
+    missing = [name for name in REQUIRED if name not in names]
+    if missing:
+        raise Scene4DError(f"{path}: not a 3DGS .ply, missing fields {', '.join(missing)}")
+    rest_names = sorted((n for n in names if n.startswith("f_rest_")), key=lambda n: int(n.split("_")[-1]))
+    if len(rest_names) % 3:
+        raise Scene4DError(f"{path}: {len(rest_names)} f_rest fields is not a multiple of 3")
+
+    def stack(fields: list[str]) -> Tensor:
+        return torch.from_numpy(np.stack([np.asarray(vertices[f], np.float32) for f in fields], axis=-1))
+
+    count = len(vertices)
+    rest = stack(rest_names) if rest_names else torch.zeros(count, 0)
+    splats = {
+        "means": stack(["x", "y", "z"]),
+        "quats": stack([f"rot_{i}" for i in range(4)]),
+        "scales": stack([f"scale_{i}" for i in range(3)]),
+        "opacities": stack(["opacity"])[:, 0],
+        "sh0": stack([f"f_dc_{i}" for i in range(3)])[:, None, :],
+        "shN": rest.reshape(count, 3, -1).transpose(1, 2).contiguous(),
+    }
+    if not all(bool(torch.isfinite(t).all()) for t in splats.values()):
+        raise Scene4DError(f"{path}: contains NaN or infinite values")
+    return splats

@@ -1,0 +1,30 @@
+import numpy as np
+import torch
+from skimage.metrics import structural_similarity
+
+from scene4d.splat.losses import photometric_loss, ssim_map
+
+
+def test_ssim_map_matches_scikit_image_away_from_the_border():
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(1, 40, 48, 3, generator=generator, dtype=torch.float64)
+    image = (target + 0.2 * torch.randn(target.shape, generator=generator, dtype=torch.float64)).clamp(0, 1)
+    ours = ssim_map(image, target)[0, 5:-5, 5:-5].mean()
+    expected = structural_similarity(
+        image[0].numpy(), target[0].numpy(), channel_axis=-1, data_range=1.0,
+        gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+    )  # fmt: skip
+    assert abs(float(ours) - expected) < 1e-6
+    assert torch.allclose(ssim_map(target, target), torch.ones(1, 40, 48, dtype=torch.float64))
+
+
+def test_confidence_and_mask_weight_pixels():
+    target = torch.zeros(1, 16, 16, 3)
+    image = torch.zeros(1, 16, 16, 3)
+    image[:, :, :8] = 1.0  # the left half is wrong
+    left = torch.zeros(1, 16, 16)
+    left[:, :, :8] = 1
+    assert float(photometric_loss(image, target, ssim_weight=0.0, mask=1 - left)) == 0.0
+    assert np.isclose(float(photometric_loss(image, target, ssim_weight=0.0, mask=left)), 1.0)
+    halved = photometric_loss(image, target, ssim_weight=0.0, confidence=0.5 * torch.ones(1, 16, 16))
+    assert np.isclose(float(halved), 0.25)
