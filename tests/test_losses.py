@@ -2,7 +2,8 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-from scene4d.splat.losses import photometric_loss, ssim_map
+from scene4d.eval.metrics import psnr, ssim, ssim_map
+from scene4d.splat.losses import photometric_loss
 
 
 def test_ssim_map_matches_scikit_image_away_from_the_border():
@@ -28,3 +29,18 @@ def test_confidence_and_mask_weight_pixels():
     assert np.isclose(float(photometric_loss(image, target, ssim_weight=0.0, mask=left)), 1.0)
     halved = photometric_loss(image, target, ssim_weight=0.0, confidence=0.5 * torch.ones(1, 16, 16))
     assert np.isclose(float(halved), 0.25)
+
+
+def test_psnr_and_ssim_against_scikit_image():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    generator = torch.Generator().manual_seed(1)
+    target = torch.rand(2, 24, 24, 3, generator=generator, dtype=torch.float64)
+    image = (target + 0.1 * torch.randn(target.shape, generator=generator, dtype=torch.float64)).clamp(0, 1)
+    expected = [
+        peak_signal_noise_ratio(t.numpy(), i.numpy(), data_range=1.0) for t, i in zip(target, image, strict=True)
+    ]
+    torch.testing.assert_close(psnr(image, target), torch.tensor(expected, dtype=torch.float64))
+    assert bool((ssim(image, target) < 1).all()) and torch.allclose(
+        ssim(target, target), torch.ones(2, dtype=torch.float64)
+    )

@@ -1,0 +1,1 @@
+"""Metrics between renders, generated frames and ground truth."""
