@@ -145,3 +145,32 @@ def test_info_feeds_gsplat_default_strategy():
     result.rgb.sum().backward()
     strategy.step_post_backward(params, optimizers, state, 1, result.info)
     assert params["means"].shape[0] > 200  # every visible Gaussian was cloned or split
+
+
+def test_projection_matches_gsplats_pytorch_reference():
+    from gsplat.cuda._torch_impl import _fully_fused_projection
+
+    from scene4d.splat.projection import covariance_3d
+
+    means, quats, log_scales, _, _ = (t.detach() for t in random_gaussians(500))
+    cameras = orbiting_cameras(2)
+    ours = project_gaussians(means, quats, log_scales, cameras)
+    covars = covariance_3d(quats, log_scales)
+    _, means2d, depths, conics, _ = _fully_fused_projection(
+        means, covars, cameras.w2c, cameras.K, cameras.width, cameras.height, eps2d=BLUR_2D
+    )
+    visible = (ours.radii > 0).all(dim=-1)
+    assert int(visible.sum()) > 500
+    torch.testing.assert_close(ours.means2d[visible], means2d[visible])
+    torch.testing.assert_close(ours.depths[visible], depths[visible])
+    torch.testing.assert_close(ours.conics[visible], conics[visible])
+
+
+def test_spherical_harmonics_match_gsplats_pytorch_reference():
+    from gsplat.cuda._torch_impl import _spherical_harmonics
+
+    coefficients = torch.randn(50, 16, 3, dtype=torch.float64)
+    directions = torch.nn.functional.normalize(torch.randn(50, 3, dtype=torch.float64), dim=-1)
+    for degree in range(4):
+        expected = (_spherical_harmonics(degree, directions, coefficients) + 0.5).clamp(min=0)
+        torch.testing.assert_close(spherical_harmonics(coefficients, directions, degree), expected)

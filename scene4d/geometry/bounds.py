@@ -37,3 +37,21 @@ def camera_pca_box(centers: Tensor) -> PCABox:
     local = (centers - mean) @ axes.T
     low, high = local.amin(dim=0), local.amax(dim=0)
     return PCABox(mean + ((low + high) / 2) @ axes, axes, (high - low) / 2)
+
+
+def optical_axes_centre(c2w: Tensor) -> Tensor | None:
+    """The point [3] nearest (least squares) to every camera's optical axis, or None.
+
+    ``c2w`` [N, 4, 4] camera-to-world (OpenCV: the axis is the +z column). None when the axes
+    are close to parallel (a forward-facing capture) or the point lies behind the cameras.
+    """
+    forward = c2w[:, :3, 2].double()
+    centres = c2w[:, :3, 3].double()
+    projector = torch.eye(3, dtype=torch.float64) - forward[:, :, None] * forward[:, None, :]
+    normal_matrix = projector.sum(dim=0)
+    if len(c2w) < 2 or torch.linalg.cond(normal_matrix) > 1e4:
+        return None
+    point = torch.linalg.solve(normal_matrix, (projector @ centres[:, :, None]).sum(dim=0))[:, 0]
+    if bool((((point - centres) * forward).sum(dim=-1) <= 0).any()):
+        return None
+    return point.to(c2w.dtype)

@@ -88,25 +88,30 @@ def screen_radii(means2d: Tensor, var_x: Tensor, var_y: Tensor, valid: Tensor, w
 def spherical_harmonics(coefficients: Tensor, directions: Tensor, degree: int) -> Tensor:
     """Colour [..., 3] of SH ``coefficients`` [..., K, 3] (K >= (degree+1)^2) along unit ``directions`` [..., 3].
 
-    The real SH basis and the +0.5 offset of 3DGS, clamped at 0; degrees 0-3.
+    The real SH basis and the +0.5 offset of 3DGS, clamped at 0; degrees 0-3. The basis is built
+    once as [..., (degree+1)^2] and contracted with the coefficients in one matrix product.
     """
     if not 0 <= degree <= 3 or coefficients.shape[-2] < (degree + 1) ** 2:
         raise ValueError(f"SH degree {degree} needs {(degree + 1) ** 2} coefficients, got {coefficients.shape[-2]}")
-    result = SH_C0 * coefficients[..., 0, :]
+    basis = sh_basis(directions, degree)  # [..., B]
+    used = coefficients[..., : basis.shape[-1], :]
+    return torch.clamp((basis[..., None, :] @ used)[..., 0, :] + 0.5, min=0.0)
+
+
+def sh_basis(directions: Tensor, degree: int) -> Tensor:
+    """Real spherical-harmonic basis [..., (degree+1)^2] of unit ``directions`` [..., 3] (3DGS ordering)."""
+    x, y, z = directions.unbind(-1)
+    terms = [torch.full_like(x, SH_C0)]
     if degree >= 1:
-        x, y, z = (directions[..., i : i + 1] for i in range(3))
-        result = result - SH_C1 * y * coefficients[..., 1, :] + SH_C1 * z * coefficients[..., 2, :]
-        result = result - SH_C1 * x * coefficients[..., 3, :]
-        if degree >= 2:
-            xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
-            basis2 = (xy, yz, 2 * zz - xx - yy, xz, xx - yy)
-            for k, (constant, value) in enumerate(zip(SH_C2, basis2, strict=True)):
-                result = result + constant * value * coefficients[..., 4 + k, :]
-            if degree >= 3:
-                basis3 = (
-                    y * (3 * xx - yy), xy * z, y * (4 * zz - xx - yy), z * (2 * zz - 3 * xx - 3 * yy),
-                    x * (4 * zz - xx - yy), z * (xx - yy), x * (xx - 3 * yy),
-                )  # fmt: skip
-                for k, (constant, value) in enumerate(zip(SH_C3, basis3, strict=True)):
-                    result = result + constant * value * coefficients[..., 9 + k, :]
-    return torch.clamp(result + 0.5, min=0.0)
+        terms += [-SH_C1 * y, SH_C1 * z, -SH_C1 * x]
+    if degree >= 2:
+        xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
+        basis2 = (xy, yz, 2 * zz - xx - yy, xz, xx - yy)
+        terms += [constant * value for constant, value in zip(SH_C2, basis2, strict=True)]
+    if degree >= 3:
+        basis3 = (
+            y * (3 * xx - yy), xy * z, y * (4 * zz - xx - yy), z * (2 * zz - 3 * xx - 3 * yy),
+            x * (4 * zz - xx - yy), z * (xx - yy), x * (xx - 3 * yy),
+        )  # fmt: skip
+        terms += [constant * value for constant, value in zip(SH_C3, basis3, strict=True)]
+    return torch.stack(terms, dim=-1)
