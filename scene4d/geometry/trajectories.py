@@ -82,16 +82,32 @@ def named_trajectory_w2c(
         torch.linspace(0, 1, num_frames, dtype=torch.float64) if num_frames > 1 else torch.zeros(1, dtype=torch.float64)
     )
     axis = torch.tensor(move.axis, dtype=torch.float64)
+    if move.kind == "orbit":
+        return orbit_w2c(axis, progress * amount, orbit_distance)
     c2w = torch.eye(4, dtype=torch.float64).repeat(num_frames, 1, 1)
     if move.kind == "translate":
         c2w[:, :3, 3] = progress[:, None] * amount * axis
     else:
-        rotation = axis_angle_to_matrix(axis.expand(num_frames, 3), torch.deg2rad(progress * amount))
-        c2w[:, :3, :3] = rotation
-        if move.kind == "orbit":
-            target = torch.tensor([0.0, 0.0, orbit_distance], dtype=torch.float64)
-            c2w[:, :3, 3] = target - rotation @ target
+        c2w[:, :3, :3] = axis_angle_to_matrix(axis.expand(num_frames, 3), torch.deg2rad(progress * amount))
     return rigid_inverse(c2w).float()
+
+
+def orbit_w2c(axis: Tensor, angles_deg: Tensor, orbit_distance: float) -> Tensor:
+    """World-to-camera [T, 4, 4]: the first camera turned by ``angles_deg`` [T] about ``axis`` [3]
+    (camera frame) through the look-at point ``(0, 0, orbit_distance)``, which stays centred."""
+    rotation = axis_angle_to_matrix(axis.double().expand(len(angles_deg), 3), torch.deg2rad(angles_deg.double()))
+    target = torch.tensor([0.0, 0.0, orbit_distance], dtype=torch.float64)
+    c2w = torch.eye(4, dtype=torch.float64).repeat(len(angles_deg), 1, 1)
+    c2w[:, :3, :3] = rotation
+    c2w[:, :3, 3] = target - rotation @ target
+    return rigid_inverse(c2w).float()
+
+
+def swing_w2c(num_frames: int, amplitude_deg: float, orbit_distance: float) -> Tensor:
+    """A preview path [T, 4, 4]: orbit left and right about the look-at point, ``amplitude_deg`` each way."""
+    check_num_frames(num_frames)
+    phase = torch.arange(num_frames, dtype=torch.float64) / num_frames
+    return orbit_w2c(torch.tensor([0.0, 1.0, 0.0]), amplitude_deg * torch.sin(2 * torch.pi * phase), orbit_distance)
 
 
 @dataclass(frozen=True)

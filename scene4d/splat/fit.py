@@ -174,14 +174,24 @@ class Trainer:
         ratio = self.config.lr_means_final / self.config.lr_means
         return self.config.lr_means * self.scene_scale * ratio**fraction
 
-    def train_step(self, camera: Cameras, target: Tensor, confidence: Tensor | None, mask: Tensor | None) -> float:
+    def gaussians_at(self, time: float) -> tuple[Tensor, Tensor, Tensor]:
+        """Means, quaternions and log-scales to render at ``time``: the parameters themselves (static)."""
+        return self.params["means"], self.params["quats"], self.params["scales"]
+
+    def step_extra_optimizers(self) -> None:
+        """Step optimizers beyond the per-splat ones (none for a static scene)."""
+
+    def train_step(
+        self, camera: Cameras, target: Tensor, confidence: Tensor | None, mask: Tensor | None, time: float = 0.0
+    ) -> float:
         """One optimisation step on one view: render, loss, backward, Adam, densification."""
         sh_degree = min(self.step // self.config.sh_interval, self.config.sh_degree)
         params = self.params
         colors = torch.cat([params["sh0"], params["shN"]], dim=1)
         background = torch.tensor(self.config.background)
+        means, quats, scales = self.gaussians_at(time)
         result = rasterize(
-            params["means"], params["quats"], params["scales"], params["opacities"], colors, camera, background,
+            means, quats, scales, params["opacities"], colors, camera, background,
             sh_degree=sh_degree, backend=self.config.backend,
         )  # fmt: skip
         loss = photometric_loss(result.rgb, target, self.config.ssim_weight, confidence, mask)
@@ -191,9 +201,10 @@ class Trainer:
         for optimizer in self.optimizers.values():
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+        self.step_extra_optimizers()
         self.strategy.step_post_backward(params, self.optimizers, self.strategy_state, self.step, result.info)
         self.step += 1
-        return float(loss)
+        return float(loss.detach())
 
     def splats(self) -> Splats:
         return {name: param.detach().clone() for name, param in self.params.items()}
@@ -212,35 +223,38 @@ class Trainer:
             if isinstance(value, Tensor):
                 tensors[f"strategy/{key}"] = value
         state = {"step": self.step, "scene_scale": self.scene_scale, "adam_steps": steps, "config": asdict(self.config)}
-        save_checkpoint(folder, tensors, state)
+        save_checkpoint(folder, {**tensors, **self.extra_tensors()}, {**state, **self.extra_state()})
 
-    @staticmethod
-    def load(folder: Path, config: FitConfig) -> "Trainer":
-        tensors, state = load_checkpoint(folder)
-        if state["config"] != json_round_trip(asdict(config)):
-            raise Scene4DError(
-                f"checkpoint {folder} was made with other settings; use another --out or the same options"
-            )
-        splats = {name: tensors[f"params/{name}"] for name in SPLAT_NAMES}
-        trainer = Trainer(splats, config, state["scene_scale"], step=state["step"])
-        for name, optimizer in trainer.optimizers.items():
+    def extra_tensors(self) -> dict[str, Tensor]:
+        """Checkpoint tensors beyond the splats (none for a static scene)."""
+        return {}
+
+    def extra_state(self) -> dict:
+        """Checkpoint state beyond the step and settings (none for a static scene)."""
+        return {}
+
+    def restore(self, tensors: dict[str, Tensor], state: dict) -> None:
+        """Load the Adam moments and strategy statistics written by ``save``."""
+        for name, optimizer in self.optimizers.items():
             if f"adam/{name}/exp_avg" in tensors:
-                optimizer.state[trainer.params[name]] = {
+                optimizer.state[self.params[name]] = {
                     "step": torch.tensor(state["adam_steps"][name]),
                     "exp_avg": tensors[f"adam/{name}/exp_avg"],
                     "exp_avg_sq": tensors[f"adam/{name}/exp_avg_sq"],
                 }
-        for key in list(trainer.strategy_state):
+        for key in list(self.strategy_state):
             if f"strategy/{key}" in tensors:
-                trainer.strategy_state[key] = tensors[f"strategy/{key}"]
-        return trainer
+                self.strategy_state[key] = tensors[f"strategy/{key}"]
 
 
-def json_round_trip(value: dict) -> dict:
-    """``value`` as it reads back from JSON (tuples become lists)."""
+def read_checkpoint(folder: Path, config: FitConfig) -> tuple[Splats, dict[str, Tensor], dict]:
+    """Splats, all tensors and the state of a checkpoint that was made with ``config``."""
     import json
 
-    return json.loads(json.dumps(value))
+    tensors, state = load_checkpoint(folder)
+    if state["config"] != json.loads(json.dumps(asdict(config))):
+        raise Scene4DError(f"checkpoint {folder} was made with other settings; use another --out or the same options")
+    return {name: tensors[f"params/{name}"] for name in SPLAT_NAMES}, tensors, state
 
 
 def fit_gaussians(
@@ -256,28 +270,46 @@ def fit_gaussians(
     With ``checkpoint``, resumes from it when present and refreshes it every
     ``checkpoint_every`` steps and at the end.
     """
-    if len(clip) < 1:
-        raise Scene4DError("cannot fit Gaussians to a clip without frames")
     torch.manual_seed(config.seed)
     if checkpoint is not None and (checkpoint / "state.json").exists():
-        trainer = Trainer.load(checkpoint, config)
+        splats, tensors, state = read_checkpoint(checkpoint, config)
+        trainer = Trainer(splats, config, state["scene_scale"], step=state["step"])
+        trainer.restore(tensors, state)
     else:
         trainer = Trainer(initial_splats(clip, config), config, scene_geometry(clip.cameras)[0])
+    run_training(trainer, clip, np.arange(len(clip)), checkpoint, confidence, mask, on_step)
+    return trainer.splats()
+
+
+def run_training(
+    trainer: Trainer,
+    clip: Clip,
+    frame_indices: np.ndarray,
+    checkpoint: Path | None,
+    confidence: np.ndarray | None,
+    mask: np.ndarray | None,
+    on_step: Callable[[int, float], None] | None,
+    until: int | None = None,
+) -> None:
+    """Step ``trainer`` up to ``until`` (default: the configured iterations), cycling through the
+    given frames in a seeded random order per epoch; each frame is rendered at its clip time."""
+    config = trainer.config
+    until = config.iterations if until is None else until
     frames = torch.from_numpy(clip.frames)
     confidences = None if confidence is None else torch.from_numpy(np.asarray(confidence, np.float32))
     masks = None if mask is None else torch.from_numpy(np.asarray(mask, np.float32))
-    while trainer.step < config.iterations:
-        epoch, position = divmod(trainer.step, len(clip))
-        order = torch.randperm(len(clip), generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch))
-        index = int(order[position])
+    while trainer.step < until:
+        epoch, position = divmod(trainer.step, len(frame_indices))
+        order = torch.randperm(
+            len(frame_indices), generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        )
+        index = int(frame_indices[int(order[position])])
         loss = trainer.train_step(
             clip.cameras[index], frames[index][None],
             None if confidences is None else confidences[index][None], None if masks is None else masks[index][None],
+            time=float(clip.times[index]),
         )  # fmt: skip
         if on_step is not None:
             on_step(trainer.step, loss)
-        if checkpoint is not None and (
-            trainer.step % config.checkpoint_every == 0 or trainer.step == config.iterations
-        ):
+        if checkpoint is not None and (trainer.step % config.checkpoint_every == 0 or trainer.step == until):
             trainer.save(checkpoint)
-    return trainer.splats()

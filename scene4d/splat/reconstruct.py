@@ -1,0 +1,66 @@
+"""Reconstruction recipes: a Clip in, a Gaussian scene with metrics and a preview video out."""
+
+import json
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from scene4d.eval.metrics import psnr, ssim
+from scene4d.geometry import Cameras
+from scene4d.geometry.bounds import optical_axes_centre
+from scene4d.geometry.trajectories import swing_w2c
+from scene4d.io import Clip, save_ply, write_video
+from scene4d.io.atomic import atomic_write_text
+from scene4d.splat.fit import FitConfig, Splats, fit_gaussians, render_splats
+
+PREVIEW_FRAMES, PREVIEW_SWING_DEG = 48, 25.0
+
+
+def reconstruct_static(
+    clip: Clip, out: Path, config: FitConfig, on_step: Callable[[int, float], None] | None = None
+) -> dict:
+    """Fit 3DGS to ``clip`` and write ``out/scene.ply``, ``out/metrics.json`` and ``out/orbit.mp4``.
+
+    Training resumes from ``out/checkpoint`` when a previous run was interrupted.
+    """
+    start = time.perf_counter()
+    splats = fit_gaussians(clip, config, checkpoint=out / "checkpoint", on_step=on_step)
+    save_ply(out / "scene.ply", splats)
+    background = torch.tensor(config.background)
+    metrics = training_view_metrics(splats, clip, background, config.backend)
+    metrics.update(
+        iterations=config.iterations,
+        gaussians=int(splats["means"].shape[0]),
+        seconds=round(time.perf_counter() - start, 1),
+        peak_memory_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    )
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    rgb, _, _ = render_splats(splats, preview_cameras(clip.cameras, splats, config.backend), background, config.backend)
+    write_video(out / "orbit.mp4", rgb.numpy(), fps=24)
+    return metrics
+
+
+def training_view_metrics(splats: Splats, clip: Clip, background: torch.Tensor, backend: str) -> dict:
+    """Mean PSNR and SSIM of the splats rendered at the clip's own cameras."""
+    rgb, _, _ = render_splats(splats, clip.cameras, background, backend)
+    target = torch.from_numpy(clip.frames)
+    return {
+        "train_psnr": round(float(psnr(rgb, target).mean()), 3),
+        "train_ssim": round(float(ssim(rgb, target).mean()), 4),
+    }
+
+
+def preview_cameras(cameras: Cameras, splats: Splats, backend: str) -> Cameras:
+    """A swing orbit about the point the cameras look at (else the first view's median depth)."""
+    first = cameras[0]
+    focus = optical_axes_centre(cameras.c2w)
+    if focus is not None:
+        distance = float((focus - first.centers[0]).norm())
+    else:
+        _, alpha, depth = render_splats(splats, first, backend=backend)
+        distance = float(depth[alpha > 0.5].median()) if bool((alpha > 0.5).any()) else 1.0
+    w2c = swing_w2c(PREVIEW_FRAMES, PREVIEW_SWING_DEG, distance) @ first.w2c
+    return Cameras(first.K.expand(PREVIEW_FRAMES, 3, 3), w2c, first.width, first.height)

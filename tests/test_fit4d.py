@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+import torch
+
+from scene4d.splat.deform import (
+    DeformationConfig,
+    DeformationField,
+    deform_gaussians,
+    load_deformation,
+    save_deformation,
+)
+from scene4d.splat.fit import FitConfig, fit_gaussians, render_splats
+from scene4d.splat.fit4d import fit_dynamic
+from scene4d.synth import SynthConfig, make_clip
+
+
+@pytest.fixture(scope="module")
+def moving_clip():
+    config = SynthConfig(kind="multiview-video", resolution=32, num_frames=4, num_views=3, speed=1.5)
+    return make_clip(config, seed=2)
+
+
+def render_dynamic(splats, field, clip):
+    frames = []
+    for index in range(len(clip)):
+        time = float(clip.times[index])
+        means, quats, scales = deform_gaussians(field, splats["means"], splats["quats"], splats["scales"], time)
+        moved = {**splats, "means": means.detach(), "quats": quats.detach(), "scales": scales.detach()}
+        frames.append(render_splats(moved, clip.cameras[index])[0])
+    return torch.cat(frames)
+
+
+def moving_object_error(rgb, clip):
+    """Mean squared error over the pixels of the objects that move."""
+    movers = [o["instance_id"] for o in clip.meta["objects"] if o["motion"]["kind"] != "static"]
+    on_movers = torch.from_numpy(np.isin(clip.masks, movers))
+    return float(((rgb - torch.from_numpy(clip.frames)) ** 2).mean(dim=-1)[on_movers].mean())
+
+
+def test_deformation_field_starts_as_the_identity():
+    field = DeformationField(DeformationConfig())
+    means, quats, scales = torch.randn(10, 3), torch.randn(10, 4), torch.randn(10, 3)
+    moved_means, moved_quats, moved_scales = deform_gaussians(field, means, quats, scales, 0.7)
+    torch.testing.assert_close(moved_means, means)
+    torch.testing.assert_close(moved_quats, quats / quats.norm(dim=-1, keepdim=True))
+    torch.testing.assert_close(moved_scales, scales)
+
+
+def test_deformation_round_trips_through_safetensors(tmp_path):
+    field = DeformationField(DeformationConfig(width=16, depth=2, centre=(1.0, 2.0, 3.0), radius=2.0))
+    torch.nn.init.normal_(field.head.weight)
+    save_deformation(tmp_path / "deform", field)
+    loaded = load_deformation(tmp_path / "deform")
+    means = torch.randn(5, 3)
+    for expected, actual in zip(field(means, 0.3), loaded(means, 0.3), strict=True):
+        torch.testing.assert_close(actual, expected)
+
+
+def test_deformation_fits_a_moving_scene_better_than_static_gaussians(moving_clip):
+    config = FitConfig(iterations=240, init_points=1500, refine_start=60, refine_every=60, sh_degree=0)
+    static = fit_gaussians(moving_clip, config)
+    splats, field = fit_dynamic(moving_clip, config, warmup=60)
+    static_rgb, _, _ = render_splats(static, moving_clip.cameras)
+    dynamic_rgb = render_dynamic(splats, field, moving_clip)
+    # On the moving objects' pixels the deformation halves the error (0.0067 vs 0.0132 when written).
+    assert moving_object_error(dynamic_rgb, moving_clip) < 0.7 * moving_object_error(static_rgb, moving_clip)
+
+
+def test_an_interrupted_4d_fit_resumes_to_the_same_result(moving_clip, tmp_path):
+    config = FitConfig(iterations=14, init_points=200, refine_start=1000, checkpoint_every=5, sh_degree=0)
+    expected_splats, expected_field = fit_dynamic(moving_clip, config, warmup=4)
+
+    def crash(step, loss):
+        if step == 12:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_dynamic(moving_clip, config, warmup=4, checkpoint=tmp_path / "ckpt", on_step=crash)
+    splats, field = fit_dynamic(moving_clip, config, warmup=4, checkpoint=tmp_path / "ckpt")
+    for name, tensor in expected_splats.items():
+        torch.testing.assert_close(splats[name], tensor, msg=name)
+    for name, tensor in expected_field.state_dict().items():
+        torch.testing.assert_close(field.state_dict()[name], tensor, msg=name)
