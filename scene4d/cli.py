@@ -168,6 +168,13 @@ def reconstruct(
     clip: Annotated[Path, typer.Argument(help="A Clip folder (or any nerfstudio folder) to lift into Gaussians.")],
     out: Annotated[Path, typer.Option(help="Output folder: scene.ply, orbit.mp4, metrics.json, checkpoint/.")],
     iters: Annotated[int, typer.Option(help="Optimisation steps (one training view per step).")] = 3000,
+    dynamic: Annotated[
+        bool, typer.Option(help="Fit deformable 4D Gaussians to frames with times (adds OUT/deformation/).")
+    ] = False,
+    warmup: Annotated[int, typer.Option(help="--dynamic: static steps before the deformation is trained.")] = 500,
+    bake_times: Annotated[
+        int, typer.Option(help="--dynamic: also write this many per-time snapshots OUT/times/T.TTT.ply.")
+    ] = 0,
     sh_degree: Annotated[int, typer.Option(help="Spherical-harmonics degree of the colours (0-3).")] = 3,
     init_points: Annotated[
         int, typer.Option(help="Initial Gaussians (from depth when the clip has it, else random along camera rays).")
@@ -177,23 +184,27 @@ def reconstruct(
     ] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the initialisation and the view order.")] = 0,
 ) -> None:
-    """Fit 3D Gaussian splats to a Clip (3DGS with L1 + D-SSIM, densification, SH schedule).
+    """Fit 3D Gaussian splats (or, with --dynamic, deformable 4D Gaussians) to a Clip.
 
-    Resumable: an interrupted run continues from OUT/checkpoint with the same options.
+    3DGS with L1 + D-SSIM, densification and an SH schedule. Resumable: an interrupted run
+    continues from OUT/checkpoint when given the same options.
     """
     from scene4d.io import load_clip
     from scene4d.splat.fit import FitConfig
-    from scene4d.splat.reconstruct import reconstruct_static
+    from scene4d.splat.reconstruct import reconstruct_dynamic, reconstruct_static
 
     loaded = load_clip(clip)
     config = FitConfig(iterations=iters, sh_degree=sh_degree, init_points=init_points, backend=backend, seed=seed)
     with progress_bar() as progress:
-        task = progress.add_task("3DGS", total=iters)
+        task = progress.add_task("4DGS" if dynamic else "3DGS", total=iters)
 
         def on_step(step: int, loss: float) -> None:
-            progress.update(task, completed=step, description=f"3DGS loss {loss:.4f}")
+            progress.update(task, completed=step, description=f"{'4DGS' if dynamic else '3DGS'} loss {loss:.4f}")
 
-        metrics = reconstruct_static(loaded, out, config, on_step)
+        if dynamic:
+            metrics = reconstruct_dynamic(loaded, out, config, warmup, bake_times, on_step)
+        else:
+            metrics = reconstruct_static(loaded, out, config, on_step)
     console.print(
         f"{out / 'scene.ply'}: {metrics['gaussians']} Gaussians, training-view PSNR {metrics['train_psnr']:.2f} dB"
     )
@@ -201,9 +212,13 @@ def reconstruct(
 
 @command
 def render(
-    scene: Annotated[Path, typer.Argument(help="A 3DGS .ply file (INRIA layout).")],
+    scene: Annotated[Path, typer.Argument(help="A 3DGS .ply file, or a 4D scene folder from `reconstruct --dynamic`.")],
     cameras: Annotated[Path, typer.Option(help="A nerfstudio transforms.json whose cameras to render.")],
     out: Annotated[Path, typer.Option(help="Folder that receives NNNN.png in frame order.")],
+    time: Annotated[
+        float | None,
+        typer.Option(help="4D scenes: render every camera at this time in [0, 1] (default: each frame's own time)."),
+    ] = None,
     backend: Annotated[str, typer.Option(help="Rasterizer: auto, cpu, gsplat or torch.")] = "auto",
 ) -> None:
     """Render a Gaussian scene at every camera of a transforms.json (e.g. held-out views)."""
@@ -212,14 +227,19 @@ def render(
     from scene4d.io import load_cameras, load_ply
     from scene4d.io.atomic import atomic_directory
     from scene4d.io.media import to_uint8
-    from scene4d.splat.fit import render_splats
+    from scene4d.splat.deform import load_deformation
+    from scene4d.splat.reconstruct import render_at
 
-    splats = load_ply(scene)
-    views, _ = load_cameras(cameras)
+    if time is not None and not 0.0 <= time <= 1.0:
+        raise Scene4DError(f"--time must lie in [0, 1], got {time}")
+    field = load_deformation(scene / "deformation") if scene.is_dir() else None
+    splats = load_ply(scene / "scene.ply" if scene.is_dir() else scene)
+    views, times = load_cameras(cameras)
     with atomic_directory(out) as staging, progress_bar() as progress:
         task = progress.add_task("render", total=len(views))
         for index in range(len(views)):
-            rgb, _, _ = render_splats(splats, views[index], backend=backend)
+            moment = float(times[index]) if time is None else time
+            rgb = render_at(splats, field, views[index], moment, None, backend)
             Image.fromarray(to_uint8(rgb[0].numpy())).save(staging / f"{index:04d}.png")
             progress.advance(task)
     console.print(f"{len(views)} views rendered to {out}")

@@ -100,3 +100,10 @@ def deformation_for_scene(means: Tensor) -> DeformationConfig:
     centre = means.median(dim=0).values
     radius = float(torch.quantile((means - centre).norm(dim=-1), 0.9).clamp(min=1e-3))
     return DeformationConfig(centre=tuple(float(v) for v in centre), radius=radius)
+
+
+def splats_at(splats: dict[str, Tensor], field: DeformationField, time: float) -> dict[str, Tensor]:
+    """The canonical splats moved to ``time`` (a static snapshot that can be saved as a .ply)."""
+    with torch.no_grad():
+        means, quats, scales = deform_gaussians(field, splats["means"], splats["quats"], splats["scales"], time)
+    return {**splats, "means": means, "quats": quats, "scales": scales}

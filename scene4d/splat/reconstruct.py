@@ -14,7 +14,9 @@ from scene4d.geometry.bounds import optical_axes_centre
 from scene4d.geometry.trajectories import swing_w2c
 from scene4d.io import Clip, save_ply, write_video
 from scene4d.io.atomic import atomic_write_text
+from scene4d.splat.deform import DeformationField, save_deformation, splats_at
 from scene4d.splat.fit import FitConfig, Splats, fit_gaussians, render_splats
+from scene4d.splat.fit4d import fit_dynamic
 
 PREVIEW_FRAMES, PREVIEW_SWING_DEG = 48, 25.0
 
@@ -43,9 +45,55 @@ def reconstruct_static(
     return metrics
 
 
-def training_view_metrics(splats: Splats, clip: Clip, background: torch.Tensor, backend: str) -> dict:
-    """Mean PSNR and SSIM of the splats rendered at the clip's own cameras."""
-    rgb, _, _ = render_splats(splats, clip.cameras, background, backend)
+def reconstruct_dynamic(
+    clip: Clip, out: Path, config: FitConfig, warmup: int, bake_times: int = 0,
+    on_step: Callable[[int, float], None] | None = None,
+) -> dict:  # fmt: skip
+    """Fit deformable 4D Gaussians to ``clip`` and write ``out/scene.ply`` (canonical),
+    ``out/deformation/`` (safetensors + config.json), ``bake_times`` snapshots
+    ``out/times/T.TTT.ply`` evenly spread over [0, 1], ``out/metrics.json`` and ``out/orbit.mp4``
+    (the camera swings while time runs from 0 to 1)."""
+    start = time.perf_counter()
+    splats, field = fit_dynamic(clip, config, warmup, checkpoint=out / "checkpoint", on_step=on_step)
+    save_ply(out / "scene.ply", splats)
+    save_deformation(out / "deformation", field)
+    for moment in torch.linspace(0, 1, bake_times).tolist() if bake_times > 0 else []:
+        save_ply(out / "times" / f"{moment:.3f}.ply", splats_at(splats, field, moment))
+    background = torch.tensor(config.background)
+    metrics = training_view_metrics(splats, clip, background, config.backend, field)
+    metrics.update(
+        iterations=config.iterations, warmup=warmup, gaussians=int(splats["means"].shape[0]),
+        seconds=round(time.perf_counter() - start, 1),
+        peak_memory_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    )  # fmt: skip
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    cameras = preview_cameras(clip.cameras, splats, config.backend)
+    times = torch.linspace(0, 1, len(cameras)).tolist()
+    frames = [render_at(splats, field, cameras[i], t, background, config.backend)[0] for i, t in enumerate(times)]
+    write_video(out / "orbit.mp4", torch.stack(frames).numpy(), fps=24)
+    return metrics
+
+
+def render_at(
+    splats: Splats, field: DeformationField | None, camera: Cameras, time: float, background: torch.Tensor | None,
+    backend: str,
+) -> torch.Tensor:  # fmt: skip
+    """RGB [1, H, W, 3] of static splats, or of 4D splats moved to ``time``."""
+    moved = splats if field is None else splats_at(splats, field, time)
+    return render_splats(moved, camera, background, backend)[0]
+
+
+def training_view_metrics(
+    splats: Splats, clip: Clip, background: torch.Tensor, backend: str, field: DeformationField | None = None
+) -> dict:
+    """Mean PSNR and SSIM of the splats rendered at the clip's own cameras (and times, for 4D)."""
+    if field is None:
+        rgb, _, _ = render_splats(splats, clip.cameras, background, backend)
+    else:
+        frames = [
+            render_at(splats, field, clip.cameras[i], float(t), background, backend) for i, t in enumerate(clip.times)
+        ]
+        rgb = torch.cat(frames)
     target = torch.from_numpy(clip.frames)
     return {
         "train_psnr": round(float(psnr(rgb, target).mean()), 3),
