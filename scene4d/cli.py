@@ -243,3 +243,32 @@ def render(
             Image.fromarray(to_uint8(rgb[0].numpy())).save(staging / f"{index:04d}.png")
             progress.advance(task)
     console.print(f"{len(views)} views rendered to {out}")
+
+
+@command
+def view(
+    scene: Annotated[Path, typer.Argument(help="A 3DGS .ply file, or a scene folder holding scene.ply.")],
+    cameras: Annotated[
+        Path | None,
+        typer.Option(
+            help="transforms.json whose first camera starts the view (default: cameras.json beside the .ply)."
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to serve on; the default serves this machine only.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the viewer.")] = 8080,
+) -> None:
+    """Open Gaussian splats in the browser (viser); Ctrl-C stops the server."""
+    from scene4d.io import load_cameras, load_ply
+    from scene4d.splat.viewer import serve_splats
+
+    ply = scene / "scene.ply" if scene.is_dir() else scene
+    splats = load_ply(ply)
+    cameras = cameras or (ply.parent / "cameras.json" if (ply.parent / "cameras.json").exists() else None)
+    first = load_cameras(cameras)[0][0] if cameras is not None else None
+    server = serve_splats(splats, first, host, port)
+    console.print(f"viewing {splats['means'].shape[0]} Gaussians at http://{host}:{port} (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        server.stop()

@@ -1,7 +1,7 @@
 """Clip folders, transforms.json, images, videos and keyframe files."""
 
 from scene4d.io.clip import Clip
-from scene4d.io.clip_folder import convert_c2w_opencv_opengl, load_cameras, load_clip, save_clip
+from scene4d.io.clip_folder import convert_c2w_opencv_opengl, load_cameras, load_clip, save_cameras, save_clip
 from scene4d.io.keyframes import load_keyframes
 from scene4d.io.media import read_image, read_video, write_image, write_video
 from scene4d.io.ply import load_ply, save_ply
@@ -15,6 +15,7 @@ __all__ = [
     "load_ply",
     "read_image",
     "read_video",
+    "save_cameras",
     "save_clip",
     "save_ply",
     "write_image",

@@ -70,24 +70,39 @@ def save_clip(clip: Clip, folder: str | Path, fps: float = 10.0) -> Path:
     return folder
 
 
-def transforms_frames(clip: Clip) -> list[dict[str, Any]]:
-    """Per-frame entries of ``transforms.json`` (OpenGL c2w, time, file paths)."""
-    c2w_opengl = convert_c2w_opencv_opengl(clip.cameras.c2w.double().numpy())
-    shared = bool(shared_intrinsics(clip.cameras))
+def save_cameras(path: str | Path, cameras: Cameras, times: np.ndarray) -> None:
+    """Write cameras and times as a nerfstudio ``transforms.json`` (no images needed), atomically."""
+    from scene4d.io.atomic import atomic_write_text
+
+    document = {**shared_intrinsics(cameras), "frames": camera_frames(cameras, times)}
+    atomic_write_text(path, json.dumps(document, indent=2) + "\n")
+
+
+def camera_frames(cameras: Cameras, times: np.ndarray) -> list[dict[str, Any]]:
+    """Per-frame ``transforms.json`` entries: image path, OpenGL c2w, time, intrinsics unless shared."""
+    c2w_opengl = convert_c2w_opencv_opengl(cameras.c2w.double().numpy())
+    shared = bool(shared_intrinsics(cameras))
     frames = []
-    for index in range(len(clip)):
+    for index in range(len(cameras)):
         entry: dict[str, Any] = {
             "file_path": f"images/{index:04d}.png",
             "transform_matrix": c2w_opengl[index].tolist(),
-            "time": float(clip.times[index]),
+            "time": float(times[index]),
         }
         if not shared:
-            entry.update(intrinsics_entry(clip.cameras.K[index], clip.cameras))
+            entry.update(intrinsics_entry(cameras.K[index], cameras))
+        frames.append(entry)
+    return frames
+
+
+def transforms_frames(clip: Clip) -> list[dict[str, Any]]:
+    """Per-frame entries of a Clip folder's ``transforms.json`` (cameras, times, data file paths)."""
+    frames = camera_frames(clip.cameras, clip.times)
+    for index, entry in enumerate(frames):
         if clip.depth is not None:
             entry["depth_file_path"] = f"depth/{index:04d}.npy"
         if clip.masks is not None:
             entry["instance_mask_path"] = f"masks/{index:04d}.png"
-        frames.append(entry)
     return frames
 
 

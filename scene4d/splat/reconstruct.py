@@ -12,7 +12,7 @@ from scene4d.eval.metrics import psnr, ssim
 from scene4d.geometry import Cameras
 from scene4d.geometry.bounds import optical_axes_centre
 from scene4d.geometry.trajectories import swing_w2c
-from scene4d.io import Clip, save_ply, write_video
+from scene4d.io import Clip, save_cameras, save_ply, write_video
 from scene4d.io.atomic import atomic_write_text
 from scene4d.splat.deform import DeformationField, save_deformation, splats_at
 from scene4d.splat.fit import FitConfig, Splats, fit_gaussians, render_splats
@@ -24,13 +24,15 @@ PREVIEW_FRAMES, PREVIEW_SWING_DEG = 48, 25.0
 def reconstruct_static(
     clip: Clip, out: Path, config: FitConfig, on_step: Callable[[int, float], None] | None = None
 ) -> dict:
-    """Fit 3DGS to ``clip`` and write ``out/scene.ply``, ``out/metrics.json`` and ``out/orbit.mp4``.
+    """Fit 3DGS to ``clip`` and write ``out/scene.ply``, ``out/cameras.json`` (the training cameras),
+    ``out/metrics.json`` and ``out/orbit.mp4``.
 
     Training resumes from ``out/checkpoint`` when a previous run was interrupted.
     """
     start = time.perf_counter()
     splats = fit_gaussians(clip, config, checkpoint=out / "checkpoint", on_step=on_step)
     save_ply(out / "scene.ply", splats)
+    save_cameras(out / "cameras.json", clip.cameras, clip.times)
     background = torch.tensor(config.background)
     metrics = training_view_metrics(splats, clip, background, config.backend)
     metrics.update(
@@ -56,6 +58,7 @@ def reconstruct_dynamic(
     start = time.perf_counter()
     splats, field = fit_dynamic(clip, config, warmup, checkpoint=out / "checkpoint", on_step=on_step)
     save_ply(out / "scene.ply", splats)
+    save_cameras(out / "cameras.json", clip.cameras, clip.times)
     save_deformation(out / "deformation", field)
     for moment in torch.linspace(0, 1, bake_times).tolist() if bake_times > 0 else []:
         save_ply(out / "times" / f"{moment:.3f}.ply", splats_at(splats, field, moment))

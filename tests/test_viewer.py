@@ -1,0 +1,33 @@
+import socket
+import urllib.request
+
+import numpy as np
+import torch
+
+from scene4d.geometry import Cameras, look_at_w2c
+from scene4d.splat.viewer import serve_splats
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_viewer_serves_on_localhost_from_the_first_camera():
+    splats = {
+        "means": torch.randn(30, 3), "quats": torch.randn(30, 4), "scales": torch.randn(30, 3) - 3,
+        "opacities": torch.randn(30), "sh0": torch.randn(30, 1, 3), "shN": torch.zeros(30, 0, 3),
+    }  # fmt: skip
+    eye = torch.tensor([1.0, -2.0, -4.0])
+    camera = Cameras.from_fov(60.0, 64, 48, look_at_w2c(eye, torch.zeros(3), torch.tensor([0.0, -1.0, 0.0]))[None])
+    port = free_port()
+    server = serve_splats(splats, camera, "127.0.0.1", port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            assert response.status == 200 and b"<html" in response.read(2000).lower()
+        np.testing.assert_allclose(server.initial_camera.position, eye.numpy(), atol=1e-5)
+        direction = server.initial_camera.look_at - server.initial_camera.position
+        np.testing.assert_allclose(direction / np.linalg.norm(direction), (-eye / eye.norm()).numpy(), atol=1e-5)
+    finally:
+        server.stop()
