@@ -49,7 +49,8 @@ class FitConfig:
     refine_stop_fraction: float = 0.7  # densify until this fraction of the iterations
     reset_every: int = 3000  # opacity reset period
     grow_grad2d: float = 2e-4
-    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)  # for renders and metrics
+    random_background: bool = True  # train against a random colour per step, so coverage must be opaque
     checkpoint_every: int = 500
     seed: int = 0
     backend: str = "auto"
@@ -178,6 +179,12 @@ class Trainer:
         """Means, quaternions and log-scales to render at ``time``: the parameters themselves (static)."""
         return self.params["means"], self.params["quats"], self.params["scales"]
 
+    def training_background(self) -> Tensor:
+        """The configured background, or a colour drawn from (seed, step) so that resuming repeats it."""
+        if not self.config.random_background:
+            return torch.tensor(self.config.background)
+        return torch.rand(3, generator=torch.Generator().manual_seed(self.config.seed * 7_919 + self.step))
+
     def step_extra_optimizers(self) -> None:
         """Step optimizers beyond the per-splat ones (none for a static scene)."""
 
@@ -188,7 +195,7 @@ class Trainer:
         sh_degree = min(self.step // self.config.sh_interval, self.config.sh_degree)
         params = self.params
         colors = torch.cat([params["sh0"], params["shN"]], dim=1)
-        background = torch.tensor(self.config.background)
+        background = self.training_background()
         means, quats, scales = self.gaussians_at(time)
         result = rasterize(
             means, quats, scales, params["opacities"], colors, camera, background,

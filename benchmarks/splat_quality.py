@@ -1,0 +1,107 @@
+"""Reconstruction quality and time on synth scenes with ground truth, each case in a fresh process
+(so peak memory is its own):
+
+- ``3d``: a static scene orbited by 48 cameras (128x128), every 6th held out (40 train, 8 test),
+  no depth given; held-out PSNR / SSIM after ``--iters`` steps.
+- ``4d``: a ``multiview-video`` clip of 5 cameras x 16 times (128x128); cameras 0, 1, 3, 4 train,
+  camera 2 is held out at all 16 times.
+- ``32view``: a 32-view orbit at 160x120 (a 160x160 render cropped), no depth and no points,
+  with the default settings of ``scene4d reconstruct``: the wall time.
+
+    python benchmarks/splat_quality.py --case 3d --seeds 0 1 --iters 2000
+    python benchmarks/splat_quality.py --case 4d --iters 2500
+    python benchmarks/splat_quality.py --case 32view
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from scene4d.eval.metrics import psnr, ssim
+from scene4d.geometry import Cameras
+from scene4d.io import Clip
+from scene4d.splat.deform import splats_at
+from scene4d.splat.fit import FitConfig, fit_gaussians, render_splats
+from scene4d.splat.fit4d import fit_dynamic
+from scene4d.synth import SynthConfig, make_clip
+
+
+def subset(clip: Clip, keep: np.ndarray, with_depth: bool = False) -> Clip:
+    index = torch.from_numpy(np.flatnonzero(keep))
+    return Clip(clip.frames[keep], clip.cameras[index], clip.times[keep], clip.depth[keep] if with_depth else None)
+
+
+def scores(rgb: torch.Tensor, clip: Clip) -> dict:
+    target = torch.from_numpy(clip.frames)
+    return {"psnr": float(psnr(rgb, target).mean()), "ssim": float(ssim(rgb, target).mean())}
+
+
+def case_3d(seed: int, iters: int) -> dict:
+    clip = make_clip(SynthConfig(kind="spatial", trajectory="orbit-left", num_frames=48, resolution=128), seed=seed)
+    held_out = np.arange(48) % 6 == 3
+    start = time.perf_counter()
+    splats = fit_gaussians(subset(clip, ~held_out), FitConfig(iterations=iters, seed=seed))
+    seconds = time.perf_counter() - start
+    test = subset(clip, held_out)
+    rgb, _, _ = render_splats(splats, test.cameras)
+    return {**scores(rgb, test), "seconds": seconds, "gaussians": int(splats["means"].shape[0])}
+
+
+def case_4d(seed: int, iters: int) -> dict:
+    config = SynthConfig(kind="multiview-video", num_views=5, num_frames=16, resolution=128)
+    clip = make_clip(config, seed=seed)
+    view = np.arange(len(clip)) // 16
+    start = time.perf_counter()
+    splats, field = fit_dynamic(subset(clip, view != 2), FitConfig(iterations=iters, seed=seed), warmup=500)
+    seconds = time.perf_counter() - start
+    test = subset(clip, view == 2)
+    frames = [render_splats(splats_at(splats, field, float(t)), test.cameras[i])[0] for i, t in enumerate(test.times)]
+    return {**scores(torch.cat(frames), test), "seconds": seconds, "gaussians": int(splats["means"].shape[0])}
+
+
+def case_32view(seed: int, iters: int) -> dict:
+    clip = make_clip(SynthConfig(kind="spatial", trajectory="orbit-left", num_frames=32, resolution=160), seed=seed)
+    K = clip.cameras.K.clone()
+    K[:, 1, 2] -= 20  # crop 20 rows off the top and the bottom: 160x120
+    cropped = Clip(clip.frames[:, 20:140], Cameras(K, clip.cameras.w2c, 160, 120), clip.times)
+    start = time.perf_counter()
+    splats = fit_gaussians(cropped, FitConfig(iterations=iters, seed=seed))
+    seconds = time.perf_counter() - start
+    rgb, _, _ = render_splats(splats, cropped.cameras)
+    return {**scores(rgb, cropped), "seconds": seconds, "gaussians": int(splats["means"].shape[0])}
+
+
+CASES = {"3d": case_3d, "4d": case_4d, "32view": case_32view}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--case", choices=sorted(CASES), required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--iters", type=int, default=FitConfig.iterations)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one is not None:
+        result = CASES[args.case](args.one, args.iters)
+        result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+    print(f"case {args.case}, {args.iters} iterations, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("| seed | PSNR dB | SSIM | fit seconds | Gaussians | peak MB |")
+    print("|---|---|---|---|---|---|")
+    for seed in args.seeds:
+        command = [sys.executable, __file__, "--case", args.case, "--iters", str(args.iters), "--one", str(seed)]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        row = json.loads(output.strip().splitlines()[-1])
+        print(f"| {seed} | {row['psnr']:.2f} | {row['ssim']:.3f} | {row['seconds']:.0f} | {row['gaussians']} "
+              f"| {row['peak_mb']:.0f} |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

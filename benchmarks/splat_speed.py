@@ -1,0 +1,116 @@
+"""Rasterizer speed: the compiled ``cpu`` path against the plain ``torch`` reference, same inputs,
+same run; and a full 3DGS training step. Each configuration runs in a fresh process so that its
+peak memory (max RSS) is its own.
+
+    python benchmarks/splat_speed.py
+
+Scenes: N Gaussians uniform in a cube of side 2 seen from 3 units away (60 degree field of view),
+log-scales uniform in [log 0.005, log 0.03] (splats of a few pixels, like a fitted scene),
+opacities sigmoid(N(1, 1)), RGB colours. Forward + backward = render RGB, alpha and depth, then
+backpropagate a random cotangent to every input.
+"""
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+from scene4d.geometry import Cameras, look_at_w2c
+from scene4d.splat.rasterize import rasterize
+
+CASES = [(10_000, 128), (50_000, 128), (100_000, 256)]
+
+
+def scene(num: int, size: int, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    means = (torch.rand(num, 3, generator=generator) - 0.5) * 2
+    quats = torch.randn(num, 4, generator=generator)
+    low, high = math.log(0.005), math.log(0.03)
+    log_scales = torch.rand(num, 3, generator=generator) * (high - low) + low
+    opacity_logits = torch.randn(num, generator=generator) + 1
+    colors = torch.rand(num, 3, generator=generator)
+    eye = torch.tensor([0.0, 0.0, -3.0])
+    w2c = look_at_w2c(eye, torch.zeros(3), torch.tensor([0.0, -1.0, 0.0]))
+    camera = Cameras.from_fov(60.0, size, size, w2c[None])
+    return [t.requires_grad_() for t in (means, quats, log_scales, opacity_logits, colors)], camera
+
+
+def forward_backward_ms(backend: str, num: int, size: int, repeats: int) -> float:
+    params, camera = scene(num, size)
+    rasterize(*params, camera, backend=backend)  # warm-up (numba compiles or loads its cache)
+    start = time.perf_counter()
+    for repeat in range(repeats):
+        result = rasterize(*params, camera, backend=backend)
+        generator = torch.Generator().manual_seed(repeat)
+        loss = sum(
+            (o * torch.randn(o.shape, generator=generator)).sum() for o in (result.rgb, result.alpha, result.depth)
+        )
+        torch.autograd.grad(loss, params)
+    return (time.perf_counter() - start) / repeats * 1000
+
+
+def training_step_ms(num: int, size: int, repeats: int) -> float:
+    """render + L1/D-SSIM loss + backward + Adam on all parameters (no densification)."""
+    from scene4d.splat.losses import photometric_loss
+
+    params, camera = scene(num, size)
+    target = torch.rand(1, size, size, 3, generator=torch.Generator().manual_seed(1))
+    optimizer = torch.optim.Adam(params, lr=1e-3)
+
+    def step() -> None:
+        result = rasterize(*params, camera, backend="cpu")
+        photometric_loss(result.rgb, target).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return (time.perf_counter() - start) / repeats * 1000
+
+
+def run_one(kind: str, backend: str, num: int, size: int, repeats: int) -> None:
+    milliseconds = (
+        training_step_ms(num, size, repeats) if kind == "step" else forward_backward_ms(backend, num, size, repeats)
+    )
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"ms": milliseconds, "peak_mb": peak_mb}))
+
+
+def measure(*args: object) -> dict:
+    command = [sys.executable, __file__, "--one", *map(str, args)]
+    return json.loads(
+        subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--one", nargs=5, metavar=("KIND", "BACKEND", "N", "SIZE", "REPEATS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        kind, backend, num, size, repeats = args.one
+        run_one(kind, backend, int(num), int(size), int(repeats))
+        return
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("| Gaussians | image | cpu fwd+bwd ms | torch fwd+bwd ms | speed-up | cpu peak MB | torch peak MB |")
+    print("|---|---|---|---|---|---|---|")
+    for num, size in CASES:
+        fast = measure("render", "cpu", num, size, 10)
+        reference = measure("render", "torch", num, size, 2)
+        ratio = reference["ms"] / fast["ms"]
+        print(f"| {num} | {size}x{size} | {fast['ms']:.1f} | {reference['ms']:.0f} | {ratio:.1f}x "
+              f"| {fast['peak_mb']:.0f} | {reference['peak_mb']:.0f} |")  # fmt: skip
+    step = measure("step", "cpu", 20_000, 128, 20)
+    print(f"\nfull training step (render + loss + backward + Adam), 20000 Gaussians, 128x128: "
+          f"{step['ms']:.1f} ms, peak {step['peak_mb']:.0f} MB")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
