@@ -83,3 +83,14 @@ def test_render_rejects_a_bad_ply(tmp_path):
                                       "--out", str(tmp_path / "views")])  # fmt: skip
     assert result.exit_code == 2 and result.stderr.startswith("error:")
     assert not (tmp_path / "views").exists()
+
+
+def test_depth_maps_without_surfaces_are_an_empty_point_cloud(small_clip):
+    from scene4d.errors import Scene4DError
+    from scene4d.io import Clip
+
+    empty = Clip(small_clip.frames, small_clip.cameras, small_clip.times, depth=np.zeros_like(small_clip.depth))
+    with pytest.raises(Scene4DError, match="empty point cloud"):
+        initial_splats(empty, FitConfig(init_points=100))
+    with pytest.raises(Scene4DError, match="init_points"):
+        FitConfig(init_points=0)

@@ -60,6 +60,8 @@ class FitConfig:
             raise Scene4DError(f"iterations must be at least 1, got {self.iterations}")
         if not 0 <= self.sh_degree <= 3:
             raise Scene4DError(f"SH degree must be 0-3, got {self.sh_degree}")
+        if self.init_points < 4:
+            raise Scene4DError(f"init_points must be at least 4, got {self.init_points}")
 
 
 def sh_degree_of(splats: Splats) -> int:
@@ -106,6 +108,7 @@ def initial_points(clip: Clip, count: int, generator: torch.Generator) -> tuple[
     col = torch.randint(clip.width, (count,), generator=generator)
     if clip.depth is not None:
         depth = torch.from_numpy(clip.depth)[frame, row, col]
+        depth = torch.where(depth > 0, depth, torch.full_like(depth, torch.nan))  # no surface measured
     else:
         _, near, far = scene_geometry(clip.cameras)
         inverse = torch.rand(count, generator=generator) * (1 / near - 1 / far) + 1 / far
@@ -125,6 +128,10 @@ def initial_splats(clip: Clip, config: FitConfig) -> Splats:
 
     generator = torch.Generator().manual_seed(config.seed)
     points, colors = initial_points(clip, config.init_points, generator)
+    valid = torch.isfinite(points).all(dim=-1)
+    points, colors = points[valid], colors[valid]
+    if points.shape[0] < 4:
+        raise Scene4DError("empty point cloud: the clip's depth maps give no valid points (zero or non-finite depth)")
     distances, _ = cKDTree(points.numpy()).query(points.numpy(), k=4)
     spacing = torch.from_numpy(distances[:, 1:].mean(axis=1)).float().clamp(min=1e-4)
     count = points.shape[0]
