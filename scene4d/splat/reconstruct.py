@@ -31,47 +31,42 @@ def reconstruct_static(
     """
     start = time.perf_counter()
     splats = fit_gaussians(clip, config, checkpoint=out / "checkpoint", on_step=on_step)
-    save_ply(out / "scene.ply", splats)
-    save_cameras(out / "cameras.json", clip.cameras, clip.times)
-    background = torch.tensor(config.background)
-    metrics = training_view_metrics(splats, clip, background, config.backend)
-    metrics.update(
-        iterations=config.iterations,
-        gaussians=int(splats["means"].shape[0]),
-        seconds=round(time.perf_counter() - start, 1),
-        peak_memory_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    )
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    rgb, _, _ = render_splats(splats, preview_cameras(clip.cameras, splats, config.backend), background, config.backend)
-    write_video(out / "orbit.mp4", rgb.numpy(), fps=24)
-    return metrics
+    return write_scene(out, clip, splats, None, config, start)
 
 
 def reconstruct_dynamic(
     clip: Clip, out: Path, config: FitConfig, warmup: int, bake_times: int = 0,
     on_step: Callable[[int, float], None] | None = None,
 ) -> dict:  # fmt: skip
-    """Fit deformable 4D Gaussians to ``clip`` and write ``out/scene.ply`` (canonical),
-    ``out/deformation/`` (safetensors + config.json), ``bake_times`` snapshots
-    ``out/times/T.TTT.ply`` evenly spread over [0, 1], ``out/metrics.json`` and ``out/orbit.mp4``
-    (the camera swings while time runs from 0 to 1)."""
+    """Fit deformable 4D Gaussians to ``clip`` and write what ``reconstruct_static`` writes (with the
+    canonical ``scene.ply``), plus ``out/deformation/`` (safetensors + config.json) and
+    ``bake_times`` snapshots ``out/times/T.TTT.ply`` evenly spread over [0, 1]."""
     start = time.perf_counter()
     splats, field = fit_dynamic(clip, config, warmup, checkpoint=out / "checkpoint", on_step=on_step)
-    save_ply(out / "scene.ply", splats)
-    save_cameras(out / "cameras.json", clip.cameras, clip.times)
     save_deformation(out / "deformation", field)
     for moment in torch.linspace(0, 1, bake_times).tolist() if bake_times > 0 else []:
         save_ply(out / "times" / f"{moment:.3f}.ply", splats_at(splats, field, moment))
+    return write_scene(out, clip, splats, field, config, start, warmup=warmup)
+
+
+def write_scene(
+    out: Path, clip: Clip, splats: Splats, field: DeformationField | None, config: FitConfig, start: float,
+    **facts: int,
+) -> dict:  # fmt: skip
+    """``scene.ply``, ``cameras.json``, ``metrics.json`` and ``orbit.mp4`` (for 4D, time runs from
+    0 to 1 while the camera swings); returns the metrics."""
+    save_ply(out / "scene.ply", splats)
+    save_cameras(out / "cameras.json", clip.cameras, clip.times)
     background = torch.tensor(config.background)
     metrics = training_view_metrics(splats, clip, background, config.backend, field)
     metrics.update(
-        iterations=config.iterations, warmup=warmup, gaussians=int(splats["means"].shape[0]),
+        iterations=config.iterations, gaussians=int(splats["means"].shape[0]), **facts,
         seconds=round(time.perf_counter() - start, 1),
         peak_memory_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     )  # fmt: skip
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     cameras = preview_cameras(clip.cameras, splats, config.backend)
-    times = torch.linspace(0, 1, len(cameras)).tolist()
+    times = torch.linspace(0, 1, len(cameras)).tolist() if field is not None else [0.0] * len(cameras)
     frames = [render_at(splats, field, cameras[i], t, background, config.backend)[0] for i, t in enumerate(times)]
     write_video(out / "orbit.mp4", torch.stack(frames).numpy(), fps=24)
     return metrics
