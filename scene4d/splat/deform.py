@@ -24,6 +24,11 @@ class DeformationConfig:
     centre: tuple[float, float, float] = (0.0, 0.0, 0.0)  # positions are encoded relative to this
     radius: float = 1.0  # ... and in units of this
 
+    @staticmethod
+    def from_json(values: dict) -> "DeformationConfig":
+        """Rebuild from ``asdict`` output read back from JSON (where the centre became a list)."""
+        return DeformationConfig(**{**values, "centre": tuple(values["centre"])})
+
 
 def positional_encoding(values: Tensor, frequencies: int) -> Tensor:
     """``[v, sin(2^k pi v), cos(2^k pi v)]`` for k < ``frequencies``: [..., D] -> [..., D (1 + 2 F)]."""
@@ -90,7 +95,7 @@ def load_deformation(folder: Path) -> DeformationField:
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
         raise Scene4DError(f"no deformation field in {folder} (expected model.safetensors and config.json)")
     config = json.loads((folder / "config.json").read_text())
-    field = DeformationField(DeformationConfig(**{**config, "centre": tuple(config["centre"])}))
+    field = DeformationField(DeformationConfig.from_json(config))
     field.load_state_dict(load_file(folder / "model.safetensors"))
     return field
 

@@ -91,7 +91,7 @@ def fit_dynamic(
         splats, tensors, state = read_checkpoint(checkpoint, config)
         if state.get("warmup") != warmup:
             raise Scene4DError(f"checkpoint {checkpoint} used {state.get('warmup')} warm-up steps, not {warmup}")
-        deformation = DeformationConfig(**{**state["deformation"], "centre": tuple(state["deformation"]["centre"])})
+        deformation = DeformationConfig.from_json(state["deformation"])
         trainer = DynamicTrainer(splats, config, state["scene_scale"], deformation, warmup, step=state["step"])
         trainer.restore(tensors, state)
     else:
