@@ -94,3 +94,5 @@ def test_depth_maps_without_surfaces_are_an_empty_point_cloud(small_clip):
         initial_splats(empty, FitConfig(init_points=100))
     with pytest.raises(Scene4DError, match="init_points"):
         FitConfig(init_points=0)
+    with pytest.raises(Scene4DError, match="valid: auto, cpu, gsplat, torch"):
+        FitConfig(backend="vulkan")

@@ -23,7 +23,7 @@ from scene4d.io import Clip
 from scene4d.io.checkpoints import load_checkpoint, save_checkpoint
 from scene4d.splat.losses import photometric_loss
 from scene4d.splat.projection import SH_C0
-from scene4d.splat.rasterize import rasterize
+from scene4d.splat.rasterize import BACKENDS, rasterize
 
 SPLAT_NAMES = ("means", "quats", "scales", "opacities", "sh0", "shN")
 Splats = dict[str, Tensor]
@@ -60,6 +60,8 @@ class FitConfig:
             raise Scene4DError(f"iterations must be at least 1, got {self.iterations}")
         if not 0 <= self.sh_degree <= 3:
             raise Scene4DError(f"SH degree must be 0-3, got {self.sh_degree}")
+        if self.backend not in BACKENDS:
+            raise Scene4DError(f"unknown rasterizer backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
         if self.init_points < 4:
             raise Scene4DError(f"init_points must be at least 4, got {self.init_points}")
 

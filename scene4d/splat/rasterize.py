@@ -22,6 +22,7 @@ from scene4d.geometry import Cameras
 from scene4d.splat.projection import project_gaussians, spherical_harmonics
 
 Backend = Literal["auto", "cpu", "gsplat", "torch"]
+BACKENDS: tuple[str, ...] = ("auto", "cpu", "gsplat", "torch")
 TILE_SIZE = 16
 ALPHA_MIN, ALPHA_MAX, TRANSMITTANCE_MIN = 1.0 / 255.0, 0.99, 1e-4
 
@@ -89,8 +90,8 @@ def rasterize(
 
 
 def resolve_backend(backend: str, means: Tensor) -> str:
-    if backend not in ("auto", "cpu", "gsplat", "torch"):
-        raise Scene4DError(f"unknown rasterizer backend {backend!r}; valid: auto, cpu, gsplat, torch")
+    if backend not in BACKENDS:
+        raise Scene4DError(f"unknown rasterizer backend {backend!r}; valid: {', '.join(BACKENDS)}")
     if backend == "auto":
         return "gsplat" if means.is_cuda else "cpu"
     if backend == "gsplat" and not means.is_cuda:
