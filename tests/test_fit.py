@@ -96,3 +96,18 @@ def test_depth_maps_without_surfaces_are_an_empty_point_cloud(small_clip):
         FitConfig(init_points=0)
     with pytest.raises(Scene4DError, match="valid: auto, cpu, gsplat, torch"):
         FitConfig(backend="vulkan")
+
+
+def test_budget_keeps_the_most_opaque_gaussians(small_clip):
+    from scene4d.splat.fit import Trainer
+
+    config = FitConfig(init_points=300, refine_start=0, refine_every=1, grow_grad2d=0.0, max_gaussians=250)
+    splats = initial_splats(small_clip, config)
+    splats["opacities"] = torch.linspace(-3, 3, splats["means"].shape[0])
+    trainer = Trainer(splats, config, scene_scale=1.0, step=1)
+    trainer.train_step(small_clip.cameras[0], torch.from_numpy(small_clip.frames[:1]), None, None)
+    assert trainer.params["means"].shape[0] == 250
+    assert all(optimizer.param_groups[0]["params"][0].shape[0] == 250 for optimizer in trainer.optimizers.values())
+    # Densifying copied every Gaussian; the budget dropped the least opaque ones.
+    kept = torch.sigmoid(trainer.params["opacities"].detach())
+    assert float(kept.min()) > float(torch.sigmoid(torch.tensor(-3.0)))

@@ -49,6 +49,7 @@ class FitConfig:
     refine_stop_fraction: float = 0.7  # densify until this fraction of the iterations
     reset_every: int = 3000  # opacity reset period
     grow_grad2d: float = 2e-4
+    max_gaussians: int = 60_000  # budget: past it, the least opaque Gaussians are pruned after densifying
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)  # for renders and metrics
     random_background: bool = True  # train against a random colour per step, so coverage must be opaque
     checkpoint_every: int = 500
@@ -188,6 +189,18 @@ class Trainer:
         """Means, quaternions and log-scales to render at ``time``: the parameters themselves (static)."""
         return self.params["means"], self.params["quats"], self.params["scales"]
 
+    def enforce_budget(self) -> None:
+        """Prune the least opaque Gaussians beyond ``max_gaussians``: CPU time per step grows with
+        the count, and gsplat's ``DefaultStrategy`` has no cap of its own."""
+        from gsplat.strategy.ops import remove
+
+        excess = self.params["means"].shape[0] - self.config.max_gaussians
+        if excess <= 0:
+            return
+        drop = torch.zeros(self.params["means"].shape[0], dtype=torch.bool)
+        drop[torch.topk(self.params["opacities"].detach(), excess, largest=False).indices] = True
+        remove(self.params, self.optimizers, self.strategy_state, drop)
+
     def training_background(self) -> Tensor:
         """The configured background, or a colour drawn from (seed, step) so that resuming repeats it."""
         if not self.config.random_background:
@@ -219,6 +232,7 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
         self.step_extra_optimizers()
         self.strategy.step_post_backward(params, self.optimizers, self.strategy_state, self.step, result.info)
+        self.enforce_budget()
         self.step += 1
         return float(loss.detach())
 
