@@ -1,11 +1,13 @@
 """Atomic outputs: a file or folder appears whole at its final path, or not at all."""
 
+import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -51,7 +53,7 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
         raise
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
+def write_json(path: str | Path, payload: Any) -> None:
+    """Write ``payload`` as indented JSON to ``path``, atomically."""
     with atomic_file(path) as staging:
-        staging.write_text(text)
+        staging.write_text(json.dumps(payload, indent=2) + "\n")

@@ -10,7 +10,7 @@ from typing import Any
 from torch import Tensor
 
 from scene4d.errors import Scene4DError
-from scene4d.io.atomic import atomic_directory
+from scene4d.io.atomic import atomic_directory, write_json
 
 
 def save_checkpoint(folder: str | Path, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
@@ -19,7 +19,7 @@ def save_checkpoint(folder: str | Path, tensors: dict[str, Tensor], state: dict[
 
     with atomic_directory(folder) as staging:
         save_file({name: t.detach().contiguous().cpu() for name, t in tensors.items()}, staging / "tensors.safetensors")
-        (staging / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+        write_json(staging / "state.json", state)
 
 
 def load_checkpoint(folder: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:

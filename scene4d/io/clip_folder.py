@@ -25,7 +25,7 @@ import torch
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, rigid_inverse
 from scene4d.geometry.cameras import check_rigid
-from scene4d.io.atomic import atomic_directory
+from scene4d.io.atomic import atomic_directory, write_json
 from scene4d.io.clip import Clip
 from scene4d.io.media import read_image, to_uint8, write_video
 
@@ -72,10 +72,7 @@ def save_clip(clip: Clip, folder: str | Path, fps: float = 10.0) -> Path:
 
 def save_cameras(path: str | Path, cameras: Cameras, times: np.ndarray) -> None:
     """Write cameras and times as a nerfstudio ``transforms.json`` (no images needed), atomically."""
-    from scene4d.io.atomic import atomic_write_text
-
-    document = {**shared_intrinsics(cameras), "frames": camera_frames(cameras, times)}
-    atomic_write_text(path, json.dumps(document, indent=2) + "\n")
+    write_json(path, {**shared_intrinsics(cameras), "frames": camera_frames(cameras, times)})
 
 
 def camera_frames(cameras: Cameras, times: np.ndarray) -> list[dict[str, Any]]:
@@ -122,10 +119,6 @@ def intrinsics_entry(K: torch.Tensor, cameras: Cameras) -> dict[str, Any]:  # no
         "w": cameras.width,
         "h": cameras.height,
     }
-
-
-def write_json(path: Path, payload: Any) -> None:
-    path.write_text(json.dumps(payload, indent=2) + "\n")
 
 
 def load_clip(folder: str | Path) -> Clip:

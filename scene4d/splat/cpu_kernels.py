@@ -21,9 +21,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-ALPHA_MIN = 1.0 / 255.0
-ALPHA_MAX = 0.99
-TRANSMITTANCE_MIN = 1e-4
+from scene4d.splat.rasterize import ALPHA_MAX, ALPHA_MIN, TRANSMITTANCE_MIN
+
 CUTOFF_MARGIN = 1e-4
 
 

@@ -76,15 +76,13 @@ def deform_gaussians(
 
 def save_deformation(folder: Path, field: DeformationField) -> None:
     """``folder/model.safetensors`` + ``folder/config.json`` that rebuilds the field, atomically."""
-    import json
-
     from safetensors.torch import save_file
 
-    from scene4d.io.atomic import atomic_directory
+    from scene4d.io.atomic import atomic_directory, write_json
 
     with atomic_directory(folder) as staging:
         save_file({k: v.detach().contiguous() for k, v in field.state_dict().items()}, staging / "model.safetensors")
-        (staging / "config.json").write_text(json.dumps(asdict(field.config), indent=2) + "\n")
+        write_json(staging / "config.json", asdict(field.config))
 
 
 def load_deformation(folder: Path) -> DeformationField:

@@ -11,7 +11,7 @@ densification strategies read (``means2d`` with its gradient, ``radii [C, N, 2]`
 """
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -22,8 +22,9 @@ from scene4d.geometry import Cameras
 from scene4d.splat.projection import project_gaussians, spherical_harmonics
 
 Backend = Literal["auto", "cpu", "gsplat", "torch"]
-BACKENDS: tuple[str, ...] = ("auto", "cpu", "gsplat", "torch")
+BACKENDS: tuple[str, ...] = get_args(Backend)
 TILE_SIZE = 16
+# The blending rules, shared by the compiled kernels (cpu_kernels) and the plain twin below.
 ALPHA_MIN, ALPHA_MAX, TRANSMITTANCE_MIN = 1.0 / 255.0, 0.99, 1e-4
 
 

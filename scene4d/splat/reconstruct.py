@@ -1,6 +1,5 @@
 """Reconstruction recipes: a Clip in, a Gaussian scene with metrics and a preview video out."""
 
-import json
 import resource
 import time
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from scene4d.geometry import Cameras
 from scene4d.geometry.bounds import optical_axes_centre
 from scene4d.geometry.trajectories import swing_w2c
 from scene4d.io import Clip, save_cameras, save_ply, write_video
-from scene4d.io.atomic import atomic_write_text
+from scene4d.io.atomic import write_json
 from scene4d.splat.deform import DeformationField, save_deformation, splats_at
 from scene4d.splat.fit import FitConfig, Splats, fit_gaussians, render_splats
 from scene4d.splat.fit4d import fit_dynamic
@@ -64,7 +63,7 @@ def write_scene(
         seconds=round(time.perf_counter() - start, 1),
         peak_memory_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     )  # fmt: skip
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_json(out / "metrics.json", metrics)
     cameras = preview_cameras(clip.cameras, splats, config.backend)
     times = torch.linspace(0, 1, len(cameras)).tolist() if field is not None else [0.0] * len(cameras)
     frames = [render_at(splats, field, cameras[i], t, background, config.backend)[0] for i, t in enumerate(times)]
