@@ -126,3 +126,13 @@ def test_matrix_to_quaternion_round_trips_and_matches_scipy_near_180_degrees():
     torch.testing.assert_close(quaternion_to_matrix(quats), matrices, atol=1e-9, rtol=0)
     expected = torch.from_numpy(Rotation.from_matrix(matrices.numpy()).as_quat(scalar_first=True))
     torch.testing.assert_close(quats.abs(), expected.abs(), atol=1e-6, rtol=0)  # q and -q are one rotation
+
+
+def test_cropping_shifts_projections_by_the_crop_corner():
+    from scene4d.geometry import Cameras
+
+    cameras = Cameras.from_fov(60.0, 40, 30, random_w2c(2).float())
+    points = torch.randn(5, 3) + torch.tensor([0.0, 0.0, 6.0])
+    full, _ = cameras.project(points)
+    cropped, _ = cameras.cropped(7, 3, 20, 20).project(points)
+    torch.testing.assert_close(cropped, full - torch.tensor([7.0, 3.0]))

@@ -265,3 +265,19 @@ def test_load_cameras_needs_no_images(synth_clip, tmp_path):
     torch.testing.assert_close(cameras.w2c, synth_clip.cameras.w2c, atol=1e-5, rtol=0)
     assert (cameras.width, cameras.height) == (synth_clip.width, synth_clip.height)
     np.testing.assert_array_equal(times, synth_clip.times)
+
+
+def test_squared_clip_keeps_what_each_pixel_sees():
+    """After cropping and resizing, a world point projects onto the same content (a marked pixel)."""
+    from scene4d.geometry import Cameras
+    from scene4d.io import Clip
+
+    frames = np.zeros((1, 40, 80, 3), np.float32)
+    frames[0, 20:24, 50:54] = 1.0  # a 4x4 bright square centred on pixel (52, 22) of the 80x40 image
+    cameras = Cameras.from_fov(70.0, 80, 40)
+    ray = cameras.unproject(torch.tensor([[[52.0, 22.0]]]), torch.tensor([[5.0]]))[0]
+    square = Clip(frames, cameras, np.zeros(1)).squared(20)
+    pixel, _ = square.cameras.project(ray)
+    u, v = pixel[0, 0].tolist()  # crop keeps columns 20..60, scale 1/2: (52 - 20) / 2 = 16, 22 / 2 = 11
+    assert (u, v) == pytest.approx((16.0, 11.0))
+    assert square.frames[0, int(v), int(u)].mean() > 0.9 and square.frames.shape == (1, 20, 20, 3)

@@ -142,6 +142,13 @@ class Cameras:
         )
         return Cameras(self.K * scale, self.w2c, width, height)
 
+    def cropped(self, left: int, top: int, width: int, height: int) -> "Cameras":
+        """The cameras of the image crop whose top-left pixel corner is (left, top)."""
+        K = self.K.clone()  # noqa: N806 -- K is the standard name
+        K[:, 0, 2] -= left
+        K[:, 1, 2] -= top
+        return Cameras(K, self.w2c, width, height)
+
     def relative_to(self, index: int = 0) -> "Cameras":
         """Re-express all cameras in the frame of camera ``index`` (its ``w2c`` becomes identity)."""
         position = self.position(index)

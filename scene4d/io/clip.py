@@ -60,6 +60,39 @@ class Clip:
     def width(self) -> int:
         return self.frames.shape[2]
 
+    def squared(self, size: int) -> "Clip":
+        """The centre square of every frame resized to ``size`` x ``size``, cameras to match.
+
+        Colours are area-averaged when shrinking (bilinear when growing); depth and masks take
+        the nearest pixel.
+        """
+        left, top, side = square_box(self.width, self.height)
+        cameras = self.cameras.cropped(left, top, side, side).resized(size, size)
+        window = (slice(None), slice(top, top + side), slice(left, left + side))
+        depth = None if self.depth is None else resize_images(self.depth[window], size, nearest=True)
+        masks = None if self.masks is None else resize_images(self.masks[window], size, nearest=True)
+        frames = resize_images(self.frames[window], size)
+        return Clip(frames, cameras, self.times, depth, masks, dict(self.meta))
+
+
+def square_box(width: int, height: int) -> tuple[int, int, int]:
+    """(left, top, side) of the centred square crop of a ``width`` x ``height`` image."""
+    side = min(width, height)
+    return (width - side) // 2, (height - side) // 2, side
+
+
+def resize_images(images: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
+    """[T, H, W, ...] -> [T, size, size, ...] (OpenCV area, bilinear or nearest interpolation)."""
+    import cv2
+
+    if images.shape[1:3] == (size, size):
+        return images.copy()
+    if nearest:
+        interpolation = cv2.INTER_NEAREST
+    else:
+        interpolation = cv2.INTER_AREA if size < images.shape[1] else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(image, (size, size), interpolation=interpolation) for image in images])
+
 
 def check_per_pixel(array: np.ndarray, shape: tuple[int, int, int], what: str) -> None:
     if array.shape != shape:

@@ -1,0 +1,129 @@
+"""Training data, photo rotations, and 2-step runs of every trainer preset (with resume)."""
+
+import numpy as np
+import pytest
+import torch
+
+from scene4d.geometry import Cameras, named_trajectory_w2c
+from scene4d.io import save_clip
+from scene4d.models.vae import TinyVAE, VAEConfig
+from scene4d.synth import SynthConfig, make_clip
+from scene4d.train.data import LatentClip, condition_positions, training_sample
+from scene4d.train.model import PRESETS, TrainConfig, train_model
+from scene4d.train.photo_motion import opencv_pixel_map, photo_rotation_clip, view_to_source_homography
+from scene4d.train.state import optimizer_tensors, restore_optimizer
+from scene4d.train.vae import VAETrainConfig, train_vae
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tmp_path_factory):
+    """Two tiny spatial clips and one hybrid clip (16 px, 8 frames)."""
+    root = tmp_path_factory.mktemp("clips")
+    for index, kind in enumerate(["spatial", "spatial", "hybrid"]):
+        clip = make_clip(SynthConfig(kind=kind, resolution=16, num_frames=8, supersample=1), seed=index)
+        save_clip(clip, root / f"clip_{index}")
+    return root
+
+
+def test_rotation_homography_agrees_with_projecting_rays():
+    """Every view pixel's ray, projected by the source camera, lands where the homography says."""
+    view = Cameras.from_fov(55.0, 12, 12, named_trajectory_w2c("roll-cw", 3, 25.0)).to(dtype=torch.float64)
+    source = Cameras.from_fov(100.0, 40, 30).to(dtype=torch.float64)
+    homographies = view_to_source_homography(view, source)
+    pixels = view.pixel_centers().reshape(-1, 2)
+    rays = view.ray_directions().reshape(len(view), -1, 3)
+    for index in range(len(view)):
+        expected, _ = source.project(rays[index][None] * 100.0)
+        mapped = torch.cat([pixels, torch.ones(len(pixels), 1, dtype=torch.float64)], -1) @ homographies[index].T
+        torch.testing.assert_close(mapped[:, :2] / mapped[:, 2:], expected[0])
+
+
+def test_opencv_pixel_map_shifts_pixel_centres():
+    """A pure translation by (3, 2) stays the same translation in OpenCV's integer-centre pixels."""
+    shift = np.array([[1, 0, 3.0], [0, 1, 2.0], [0, 0, 1]])
+    np.testing.assert_allclose(opencv_pixel_map(shift), shift)
+    scale = np.diag([2.0, 2.0, 1.0])
+    point = np.array([4.0, 5.0, 1.0])  # OpenCV pixel (4, 5) is our (4.5, 5.5), which maps to (9, 11)
+    np.testing.assert_allclose(opencv_pixel_map(scale) @ point, [8.5, 10.5, 1.0])
+
+
+def test_pan_left_slides_a_photo_right():
+    photo = np.zeros((60, 80, 3), np.float32)
+    photo[:, 38:42] = 1.0  # a bright vertical bar at the centre
+    clip = photo_rotation_clip(photo, "pan-left", 4, 10.0, 32, 55.0)
+    columns = [
+        float((clip.frames[i, :, :, 0].mean(0) * np.arange(32)).sum() / clip.frames[i, :, :, 0].mean(0).sum())
+        for i in range(4)
+    ]
+    assert columns[0] == pytest.approx(15.5, abs=0.6) and columns[0] < columns[1] < columns[2] < columns[3]
+
+
+def test_condition_positions_are_sorted_unique_and_leave_targets():
+    rng = np.random.default_rng(0)
+    draws = [condition_positions(rng, 8, 3) for _ in range(200)]
+    assert all(1 <= len(d) <= 3 and list(d) == sorted(set(d.tolist())) for d in draws)
+    first = np.mean([d[0] == 0 for d in draws])
+    assert 0.65 < first < 0.95  # the first frame is a condition 70% of the time, plus by chance
+
+
+def test_sample_cameras_are_relative_to_the_first_condition():
+    w2c = named_trajectory_w2c("truck-right", 6, 2.0)
+    clip = LatentClip(torch.randn(6, 4, 4, 4), Cameras.from_fov(55.0, 16, 16, w2c), torch.zeros(6), 0.0, False)
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        sample = training_sample(clip, 4, 3, rng)
+        first = int(sample["cond_mask"].nonzero()[0])
+        plucker = sample["plucker"][first]  # [6, h, w]: moments o x d vanish at the world origin
+        torch.testing.assert_close(plucker[3:], torch.zeros_like(plucker[3:]), atol=1e-6, rtol=0)
+        assert sample["clean"].shape == (4, 4, 4, 4) and sample["plucker"].shape == (4, 6, 4, 4)
+
+
+def test_optimizer_state_round_trips_through_named_tensors():
+    weights = torch.nn.Parameter(torch.randn(3))
+    optimizer = torch.optim.AdamW([weights], lr=0.1)
+    weights.sum().backward()
+    optimizer.step()
+    copy = torch.nn.Parameter(weights.detach().clone())
+    restored = torch.optim.AdamW([copy], lr=0.1)
+    restore_optimizer(restored, optimizer_tensors(optimizer))
+    for opt, param in ((optimizer, weights), (restored, copy)):
+        param.grad = torch.ones(3)
+        opt.step()
+    torch.testing.assert_close(copy, weights)
+
+
+def test_vae_trainer_resumes_after_an_interrupt_to_the_same_weights(clip_folder, tmp_path):
+    config = VAETrainConfig(resolution=16, steps=3, batch_size=4, checkpoint_every=1, max_clips=2)
+    vae_config = VAEConfig(channels=(8, 8))
+    straight = train_vae(config, vae_config, clip_folder, tmp_path / "a")
+
+    def interrupt(step, loss):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_vae(config, vae_config, clip_folder, tmp_path / "b", interrupt)
+    resumed = train_vae(config, vae_config, clip_folder, tmp_path / "b")
+    for name, value in straight.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[name], value)
+    assert resumed.config.scaling_factor == pytest.approx(straight.config.scaling_factor)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_trains_two_steps_and_resumes_exactly(preset, clip_folder, tmp_path):
+    """1 step + resume to 2 gives the same EMA weights as 2 steps straight (data, noise and Adam restored)."""
+    from scene4d.models.bundle import load_bundle
+
+    vae = TinyVAE(VAEConfig(channels=(8, 8))).eval()
+    config = TrainConfig.for_preset(
+        preset, resolution=16, steps=2, batch_size=2, frame_counts=(4, 6), checkpoint_every=1, fraction_photo=0.5
+    )
+    straight = train_model(config, clip_folder, vae, tmp_path / "straight")
+    train_model(TrainConfig(**{**config.__dict__, "steps": 1}), clip_folder, vae, tmp_path / "resumed")
+    resumed = train_model(config, clip_folder, vae, tmp_path / "resumed")
+    first_step = load_bundle(tmp_path / "straight" / "model").denoiser.state_dict()
+    for name, value in straight.denoiser.state_dict().items():
+        torch.testing.assert_close(resumed.denoiser.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+        # the saved model is the float16 copy of the EMA weights
+        torch.testing.assert_close(first_step[name], value.half().float())
+    assert not torch.equal(straight.denoiser.out.weight, torch.zeros_like(straight.denoiser.out.weight))
