@@ -1,0 +1,82 @@
+"""Camera motion measured from frames: dense optical flow -> essential matrix -> relative rotation.
+
+Used to check that generated videos follow the requested camera (GenXD and DimensionX report
+camera-trajectory errors). Flow is OpenCV's DIS; the essential matrix and pose come from
+OpenCV's RANSAC five-point solver on a grid of flow correspondences.
+"""
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from scene4d.io.media import to_uint8
+
+
+def dense_flow(frame_a: np.ndarray, frame_b: np.ndarray) -> np.ndarray:
+    """DIS optical flow [H, W, 2] (pixels) from ``frame_a`` to ``frame_b`` ([H, W, 3] in [0, 1])."""
+    import cv2
+
+    grey_a = cv2.cvtColor(to_uint8(frame_a), cv2.COLOR_RGB2GRAY)
+    grey_b = cv2.cvtColor(to_uint8(frame_b), cv2.COLOR_RGB2GRAY)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return dis.calc(grey_a, grey_b, None)
+
+
+def relative_rotation(frame_a: np.ndarray, frame_b: np.ndarray, K: Tensor) -> Tensor | None:  # noqa: N803
+    """Rotation [3, 3] of camera b relative to camera a (``R_b @ R_a^T`` for w2c rotations), or None.
+
+    Correspondences are flow vectors on every second pixel, the fundamental solver is OpenCV's
+    RANSAC essential matrix with ``recoverPose``. Returns None when too few inliers remain.
+    """
+    import cv2
+
+    flow = dense_flow(frame_a, frame_b)
+    height, width = flow.shape[:2]
+    rows, cols = np.mgrid[1:height:2, 1:width:2]
+    points_a = np.stack([cols, rows], -1).reshape(-1, 2).astype(np.float64) + 0.5
+    points_b = points_a + flow[rows, cols].reshape(-1, 2)
+    inside = (points_b >= 0).all(1) & (points_b[:, 0] < width) & (points_b[:, 1] < height)
+    points_a, points_b = points_a[inside], points_b[inside]
+    if len(points_a) < 16:
+        return None
+    camera = K.double().numpy()
+    essential, mask = cv2.findEssentialMat(points_a, points_b, camera, cv2.RANSAC, 0.999, 0.5)
+    if essential is None or essential.shape != (3, 3):
+        return None
+    _, rotation, _, _ = cv2.recoverPose(essential, points_a, points_b, camera, mask=mask)
+    return torch.from_numpy(rotation)
+
+
+def chained_rotation(frames: np.ndarray, K: Tensor) -> Tensor | None:  # noqa: N803
+    """Rotation [3, 3] of the last frame's camera relative to the first, chained over consecutive frames.
+
+    Consecutive frames keep the flow small enough for DIS; None when any pair fails.
+    """
+    total = torch.eye(3, dtype=torch.float64)
+    for index in range(len(frames) - 1):
+        step = relative_rotation(frames[index], frames[index + 1], K)
+        if step is None:
+            return None
+        total = step.double() @ total
+    return total
+
+
+def rotation_error_deg(rotation_a: Tensor, rotation_b: Tensor) -> float:
+    """Angle in degrees of ``rotation_a^T rotation_b`` (the geodesic distance on SO(3))."""
+    relative = rotation_a.double().T @ rotation_b.double()
+    cosine = ((torch.trace(relative) - 1) / 2).clamp(-1.0, 1.0)
+    return float(torch.rad2deg(torch.arccos(cosine)))
+
+
+def dynamic_degree(frames: np.ndarray, masks: np.ndarray) -> float:
+    """Mean optical-flow magnitude (pixels per frame) inside ``masks`` over consecutive frames.
+
+    ``frames`` [T, H, W, 3]; ``masks`` [T, H, W] bool, the region of frame t measured.
+    """
+    magnitudes = []
+    for index in range(len(frames) - 1):
+        flow = dense_flow(frames[index], frames[index + 1])
+        region = masks[index]
+        if region.any():
+            magnitudes.append(np.linalg.norm(flow[region], axis=-1))
+    return float(np.concatenate(magnitudes).mean()) if magnitudes else 0.0
