@@ -24,18 +24,29 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
-def command(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Register a command whose ``Scene4DError``s print as one line on stderr and exit 2."""
+train_app = typer.Typer(help="Train the VAE and the video model.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
 
-    @functools.wraps(function)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except Scene4DError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from None
 
-    return app.command()(run)
+def command_of(typer_app: typer.Typer) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator registering commands of ``typer_app`` whose ``Scene4DError``s print as one line and exit 2."""
+
+    def register(function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except Scene4DError as error:
+                typer.echo(f"error: {error}", err=True)
+                raise typer.Exit(2) from None
+
+        return typer_app.command()(run)
+
+    return register
+
+
+command = command_of(app)
+train_command = command_of(train_app)
 
 
 def progress_bar() -> Progress:
@@ -144,23 +155,26 @@ def info(clip: Annotated[Path, typer.Argument(help="A Clip folder or any nerfstu
 
 @command
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the demo outputs.")] = Path("outputs/demo"),
-    res: Annotated[int, typer.Option(help="Frame size in pixels.")] = 128,
-    seed: Annotated[int, typer.Option(help="Seed of the demo scenes.")] = 0,
+    out: Annotated[Path, typer.Option(help="Folder for the demo outputs: OUT/clip and OUT/scene.")] = Path(
+        "outputs/demo"
+    ),
+    trajectory: Annotated[str, typer.Option(help="Camera move of the generated video.")] = "orbit-left",
+    steps: Annotated[int, typer.Option(help="Denoising steps.")] = 25,
+    iters: Annotated[int, typer.Option(help="3DGS optimisation steps.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the noise and of the 3DGS fit.")] = 0,
 ) -> None:
-    """Synthesize one clip of each kind and write their preview videos."""
-    from scene4d.io import save_clip
-    from scene4d.synth import CLIP_KINDS, SynthConfig, make_clip
+    """The main job on the shipped demo image: image -> 16-frame orbit video -> 3D Gaussians.
 
-    table = Table("kind", "frames", "motion strength", "preview")
-    with progress_bar() as progress:
-        task = progress.add_task("demo", total=len(CLIP_KINDS))
-        for kind in CLIP_KINDS:
-            clip = make_clip(SynthConfig(kind=kind, resolution=res), clip_seed(seed, CLIP_KINDS.index(kind)))
-            folder = save_clip(clip, out / kind)
-            table.add_row(kind, str(len(clip)), f"{clip.meta['motion_strength']:.4f}", str(folder / "video.mp4"))
-            progress.advance(task)
-    Console().print(table)
+    The image (scene4d/assets/demo.png) is a render of a synth scene never used in training.
+    """
+    from importlib.resources import files
+
+    image = Path(str(files("scene4d") / "assets" / "demo.png"))
+    generate([image], out / "clip", trajectory=trajectory, frames=16, steps=steps, seed=seed)
+    from scene4d.io import load_clip
+
+    fit_scene(load_clip(out / "clip"), out / "scene", iters, False, seed)
+    console.print(f"open it: scene4d view {out / 'scene'}")
 
 
 @command
@@ -272,3 +286,165 @@ def view(
             time.sleep(1.0)
     except KeyboardInterrupt:
         server.stop()
+
+
+@train_command
+def vae(
+    data: Annotated[Path, typer.Option(help="Folder of Clip folders (from `scene4d synth` or `scene4d curate`).")],
+    out: Annotated[Path, typer.Option(help="Run folder: OUT/vae (the trained VAE) and OUT/checkpoint.")],
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 1500,
+    batch_size: Annotated[int, typer.Option(help="Images per step (half synth frames, half photo crops).")] = 32,
+    res: Annotated[int, typer.Option(help="Square training image size in pixels.")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the data order and the initial weights.")] = 0,
+) -> None:
+    """Train the small VAE on synth frames and crops of scikit-image's shipped photos.
+
+    Resumable: rerun the same command to continue from OUT/checkpoint.
+    """
+    from scene4d.models.vae import VAEConfig
+    from scene4d.train.vae import VAETrainConfig, train_vae
+
+    config = VAETrainConfig(resolution=res, steps=steps, batch_size=batch_size, seed=seed)
+    with progress_bar() as progress:
+        task = progress.add_task("vae", total=steps)
+        train_vae(
+            config,
+            VAEConfig(),
+            data,
+            out,
+            lambda step, loss: progress.update(task, completed=step, description=f"vae loss {loss:.4f}"),
+        )
+    console.print(f"VAE written to {out / 'vae'}")
+
+
+@train_command
+def model(
+    data: Annotated[
+        Path, typer.Option(help="Folder of Clip folders: spatial clips (3D) and hybrid/temporal clips (4D).")
+    ],
+    out: Annotated[Path, typer.Option(help="Run folder: OUT/model (the trained model) and OUT/checkpoint.")],
+    vae: Annotated[
+        Path | None,
+        typer.Option(help="A trained VAE folder (OUT/vae of `scene4d train vae`); default: the bundled model's VAE."),
+    ] = None,
+    preset: Annotated[str, typer.Option(help="Denoiser size: tiny (3.3M parameters) or small.")] = "tiny",
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 3000,
+    batch_size: Annotated[int, typer.Option(help="Samples per step (per device).")] = 4,
+    res: Annotated[int, typer.Option(help="Square frame size in pixels the model is trained at.")] = 64,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate (after a 100-step warm-up).")] = 5e-4,
+    device: Annotated[str, typer.Option(help="cpu or cuda; several GPUs with `accelerate launch -m scene4d`.")] = "cpu",
+    seed: Annotated[int, typer.Option(help="Seed of the sampling of frames, conditions and noise.")] = 0,
+) -> None:
+    """Train the GenXD-style video model on Clips (3D and 4D) plus real photos under exact rotations.
+
+    Each sample takes 8, 12 or 16 frames of a clip with 1-3 clean condition frames at random
+    positions; the loss is masked flow matching; the EMA weights are saved. Resumable: rerun
+    the same command to continue from OUT/checkpoint.
+    """
+    from scene4d.models.bundle import load_bundle, load_vae
+    from scene4d.train.model import TrainConfig, train_model
+
+    config = TrainConfig.for_preset(
+        preset, resolution=res, steps=steps, batch_size=batch_size, learning_rate=lr, seed=seed
+    )
+    codec = load_vae(vae) if vae is not None else load_bundle().vae
+    with progress_bar() as progress:
+        task = progress.add_task("model", total=steps)
+        train_model(
+            config,
+            data,
+            codec,
+            out,
+            device,
+            lambda step, loss: progress.update(task, completed=step, description=f"model loss {loss:.4f}"),
+        )
+    console.print(f"model written to {out / 'model'}")
+
+
+@command
+def generate(
+    images: Annotated[list[Path], typer.Argument(help="Condition image(s); the first is frame 0 and the world frame.")],
+    out: Annotated[Path, typer.Option(help="Output Clip folder (frames, transforms.json, video.mp4).")],
+    trajectory: Annotated[
+        str,
+        typer.Option(help="A named move (see `scene4d trajectories`), `static`, or a keyframe .json file."),
+    ] = "orbit-left",
+    frames: Annotated[int, typer.Option(help="Frames to generate, condition frames included.")] = 16,
+    magnitude: Annotated[
+        float | None, typer.Option(help="Size of the move (degrees or scene units); the move's default when omitted.")
+    ] = None,
+    motion: Annotated[
+        float, typer.Option(help="Object motion strength in [0, 1]; 0 = frozen scene (3D), > 0 = 4D with times.")
+    ] = 0.0,
+    steps: Annotated[int, typer.Option(help="Denoising steps (Euler, flow matching).")] = 25,
+    guidance: Annotated[
+        float, typer.Option(help="Classifier-free guidance on the images; 1 = off (half the time).")
+    ] = 1.0,
+    cameras: Annotated[
+        Path | None,
+        typer.Option(
+            help="transforms.json with the cameras of the input images, in order; each extra image takes "
+            "the trajectory frame nearest its camera. Default: extra images spread along the trajectory."
+        ),
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="A model folder from `scene4d train model`; default: bundled.")
+    ] = None,
+    reconstruct: Annotated[
+        bool, typer.Option(help="Continue into 3D Gaussians (4D when --motion > 0), written to OUT/scene.")
+    ] = False,
+    iters: Annotated[int, typer.Option(help="--reconstruct: optimisation steps.")] = 1500,
+    seed: Annotated[int, typer.Option(help="Seed of the noise; the same seed gives the same frames.")] = 0,
+) -> None:
+    """Generate a video along a camera trajectory from one or more images (GenXD-style model).
+
+    The first frame is the first image as given; the camera path starts there. With more
+    images the model sees several clean condition views (masked latent conditioning).
+    """
+    from scene4d.io import load_cameras, read_image, save_clip
+    from scene4d.models.bundle import load_bundle
+    from scene4d.pipelines.generate import generate_clip, plan_generation
+
+    bundle = load_bundle(model)
+    inputs = [read_image(path) for path in images]
+    views = load_cameras(cameras)[0] if cameras is not None else None
+    condition, path, positions = plan_generation(
+        bundle, inputs, trajectory, frames, magnitude, motion, views, console.print
+    )
+    with progress_bar() as progress:
+        task = progress.add_task("generate", total=steps)
+        clip = generate_clip(
+            bundle,
+            condition,
+            path,
+            positions,
+            motion,
+            steps,
+            seed,
+            guidance,
+            lambda step, total: progress.update(task, completed=step),
+        )
+    save_clip(clip, out)
+    console.print(f"{len(clip)} frames written to {out}")
+    if reconstruct:
+        fit_scene(clip, out / "scene", iters, motion > 0, seed)
+
+
+def fit_scene(clip: Any, out: Path, iters: int, dynamic: bool, seed: int) -> None:
+    """3DGS (or 4DGS) of a generated clip, with a progress bar; one initial Gaussian per 8 pixels (at most 20k)."""
+    from scene4d.splat.fit import FitConfig
+    from scene4d.splat.reconstruct import reconstruct_dynamic, reconstruct_static
+
+    pixels = len(clip) * clip.height * clip.width
+    config = FitConfig(iterations=iters, seed=seed, sh_degree=1, init_points=min(20_000, pixels // 8))
+    with progress_bar() as progress:
+        task = progress.add_task("4DGS" if dynamic else "3DGS", total=iters)
+
+        def on_step(step: int, loss: float) -> None:
+            progress.update(task, completed=step)
+
+        if dynamic:
+            metrics = reconstruct_dynamic(clip, out, config, min(500, iters // 4), 0, on_step)
+        else:
+            metrics = reconstruct_static(clip, out, config, on_step)
+    console.print(f"{out / 'scene.ply'}: {metrics['gaussians']} Gaussians, fit PSNR {metrics['train_psnr']:.2f} dB")

@@ -146,3 +146,18 @@ def test_missing_or_corrupt_weights_name_the_file(model_dir, image_path, tmp_pat
         app, ["generate", str(image_path), "--out", str(tmp_path / "o"), "--model", str(tmp_path)]
     )
     assert result.exit_code == 2 and "not a scene4d model folder" in result.output
+
+
+def test_reconstruct_continues_into_4d_gaussians_when_things_move(model_dir, image_path, tmp_path):
+    out = tmp_path / "out"
+    args = ["generate", str(image_path), "--out", str(out), "--frames", "4", "--steps", "1", "--motion", "0.5"]
+    result = CliRunner().invoke(
+        app, [*args, "--trajectory", "static", "--model", str(model_dir), "--reconstruct", "--iters", "8"]
+    )
+    assert result.exit_code == 0, result.output
+    from scene4d.io import load_cameras
+    from scene4d.splat.deform import load_deformation
+
+    _, times = load_cameras(out / "scene" / "cameras.json")
+    np.testing.assert_allclose(times, np.linspace(0, 1, 4), atol=1e-6)  # the fit saw the generated times
+    assert load_deformation(out / "scene" / "deformation") is not None

@@ -123,6 +123,10 @@ def train_model(
     """
     from accelerate import Accelerator
 
+    if device not in ("cpu", "cuda"):
+        raise Scene4DError(f"--device must be cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise Scene4DError("--device cuda: no CUDA GPU is visible to PyTorch")
     accelerator = Accelerator(cpu=device == "cpu")
     rng = np.random.default_rng([config.seed, accelerator.process_index])
     generator = torch.Generator(accelerator.device).manual_seed(config.seed + accelerator.process_index)
