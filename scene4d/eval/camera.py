@@ -25,8 +25,11 @@ def dense_flow(frame_a: np.ndarray, frame_b: np.ndarray) -> np.ndarray:
 def relative_rotation(frame_a: np.ndarray, frame_b: np.ndarray, K: Tensor) -> Tensor | None:  # noqa: N803
     """Rotation [3, 3] of camera b relative to camera a (``R_b @ R_a^T`` for w2c rotations), or None.
 
-    Correspondences are flow vectors on every second pixel, the fundamental solver is OpenCV's
-    RANSAC essential matrix with ``recoverPose``. Returns None when too few inliers remain.
+    Correspondences are flow vectors on every second pixel and the solver is OpenCV's RANSAC
+    essential matrix. Of its two rotations the smaller one is returned: between neighbouring
+    frames the camera turns by a few degrees, while the other candidate differs by 180 degrees
+    about the baseline (and ``recoverPose``'s cheirality vote is unreliable when the baseline is
+    tiny, e.g. a pure pan). Returns None when no essential matrix is found.
     """
     import cv2
 
@@ -40,11 +43,13 @@ def relative_rotation(frame_a: np.ndarray, frame_b: np.ndarray, K: Tensor) -> Te
     if len(points_a) < 16:
         return None
     camera = K.double().numpy()
-    essential, mask = cv2.findEssentialMat(points_a, points_b, camera, cv2.RANSAC, 0.999, 0.5)
+    essential, _ = cv2.findEssentialMat(points_a, points_b, camera, cv2.RANSAC, 0.999, 0.5)
     if essential is None or essential.shape != (3, 3):
         return None
-    _, rotation, _, _ = cv2.recoverPose(essential, points_a, points_b, camera, mask=mask)
-    return torch.from_numpy(rotation)
+    first, second, _ = cv2.decomposeEssentialMat(essential)
+    identity = torch.eye(3, dtype=torch.float64)
+    candidates = [torch.from_numpy(first), torch.from_numpy(second)]
+    return min(candidates, key=lambda rotation: rotation_error_deg(identity, rotation))
 
 
 def chained_rotation(frames: np.ndarray, K: Tensor) -> Tensor | None:  # noqa: N803
