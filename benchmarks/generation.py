@@ -9,8 +9,8 @@ Sections, each one table:
 - ``camera``: rotation of the last camera relative to the first, estimated from the frames
   (DIS flow + essential matrix, chained over consecutive frames), against the requested one;
   the same estimator on the ground-truth renders gives its own error floor.
-- ``motion``: temporal clips (fixed camera, moving objects); dynamic degree (mean flow on object
-  pixels) of videos generated with gamma = 0, 0.25, 0.5, 1.
+- ``motion``: 2 x ``--scenes`` temporal clips (fixed camera, moving objects); dynamic degree
+  (mean flow on object pixels) of videos generated with gamma = 0, 0.25, 0.5, 1.
 - ``speed``: 16 frames with 25 steps, wall time and peak resident memory.
 
     python benchmarks/generation.py --scenes 2

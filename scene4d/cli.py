@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,6 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from scene4d.errors import Scene4DError
+
+if TYPE_CHECKING:
+    from scene4d.io import Clip
 
 app = typer.Typer(
     help="scene4d: 3D and 4D scenes from images with camera- and time-controllable video diffusion.",
@@ -341,13 +344,13 @@ def model(
     positions; the loss is masked flow matching; the EMA weights are saved. Resumable: rerun
     the same command to continue from OUT/checkpoint.
     """
-    from scene4d.models.bundle import load_bundle, load_vae
+    from scene4d.models.bundle import default_model_path, load_vae
     from scene4d.train.model import TrainConfig, train_model
 
     config = TrainConfig.for_preset(
         preset, resolution=res, steps=steps, batch_size=batch_size, learning_rate=lr, seed=seed
     )
-    codec = load_vae(vae) if vae is not None else load_bundle().vae
+    codec = load_vae(vae if vae is not None else default_model_path() / "vae")
     with progress_bar() as progress:
         task = progress.add_task("model", total=steps)
         train_model(
@@ -405,6 +408,8 @@ def generate(
     from scene4d.models.bundle import load_bundle
     from scene4d.pipelines.generate import generate_clip, plan_generation
 
+    if reconstruct and iters < 1:
+        raise Scene4DError(f"--iters must be >= 1, got {iters}")
     bundle = load_bundle(model)
     inputs = [read_image(path) for path in images]
     views = load_cameras(cameras)[0] if cameras is not None else None
@@ -430,7 +435,7 @@ def generate(
         fit_scene(clip, out / "scene", iters, motion > 0, seed)
 
 
-def fit_scene(clip: Any, out: Path, iters: int, dynamic: bool, seed: int) -> None:
+def fit_scene(clip: "Clip", out: Path, iters: int, dynamic: bool, seed: int) -> None:
     """3DGS (or 4DGS) of a generated clip, with a progress bar; one initial Gaussian per 8 pixels (at most 20k)."""
     from scene4d.splat.fit import FitConfig
     from scene4d.splat.reconstruct import reconstruct_dynamic, reconstruct_static

@@ -104,7 +104,7 @@ def test_cli_writes_a_clip_with_the_first_image_as_given(model_dir, image_path, 
     ("extra", "message"),
     [
         (["--trajectory", "spin"], "unknown trajectory"),
-        (["--frames", "1"], "frames"),
+        (["--frames", "1"], "no frame to generate"),
         (["--motion", "2"], "--motion must lie in"),
     ],
 )

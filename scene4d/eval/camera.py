@@ -44,9 +44,9 @@ def relative_rotation(frame_a: np.ndarray, frame_b: np.ndarray, K: Tensor) -> Te
         return None
     camera = K.double().numpy()
     essential, _ = cv2.findEssentialMat(points_a, points_b, camera, cv2.RANSAC, 0.999, 0.5)
-    if essential is None or essential.shape != (3, 3):
+    if essential is None or essential.shape[0] < 3:
         return None
-    first, second, _ = cv2.decomposeEssentialMat(essential)
+    first, second, _ = cv2.decomposeEssentialMat(essential[:3])  # RANSAC may stack several solutions
     identity = torch.eye(3, dtype=torch.float64)
     candidates = [torch.from_numpy(first), torch.from_numpy(second)]
     return min(candidates, key=lambda rotation: rotation_error_deg(identity, rotation))

@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -53,7 +54,7 @@ def save_module(folder: Path, module: nn.Module, config: dict, dtype: torch.dtyp
 
 
 def load_module_weights(folder: Path, module: nn.Module) -> None:
-    """Load ``folder/model.safetensors`` into ``module`` (cast to its dtype), naming what is wrong."""
+    """Load ``folder/model.safetensors`` into ``module`` as float32, naming what is wrong."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -78,6 +79,14 @@ def read_config(folder: Path) -> dict:
         raise Scene4DError(f"model config {path} is corrupt: {error}") from None
 
 
+def rebuild(config_class: type, data: dict, folder: Path) -> Any:
+    """A module config from its JSON, naming the file when a field is missing or unknown."""
+    try:
+        return config_class.from_json(data)
+    except (TypeError, KeyError) as error:
+        raise Scene4DError(f"model config {folder / 'config.json'} does not match this scene4d: {error}") from None
+
+
 def save_bundle(folder: Path, bundle: ModelBundle) -> None:
     """Write a model folder atomically; the denoiser is stored in float16 to halve its size."""
     with atomic_directory(folder) as staging:
@@ -88,7 +97,7 @@ def save_bundle(folder: Path, bundle: ModelBundle) -> None:
 
 
 def load_vae(folder: Path) -> TinyVAE:
-    vae = TinyVAE(VAEConfig.from_json(read_config(folder)))
+    vae = TinyVAE(rebuild(VAEConfig, read_config(folder), folder))
     load_module_weights(folder, vae)
     return vae.eval()
 
@@ -105,6 +114,6 @@ def load_bundle(folder: Path | None = None) -> ModelBundle:
     except (json.JSONDecodeError, TypeError) as error:
         raise Scene4DError(f"model description {folder / 'model.json'} is corrupt: {error}") from None
     vae = load_diffusers_vae(info.vae) if info.vae is not None else load_vae(folder / "vae")
-    denoiser = GenXDDenoiser(DenoiserConfig.from_json(read_config(folder / "denoiser")))
+    denoiser = GenXDDenoiser(rebuild(DenoiserConfig, read_config(folder / "denoiser"), folder / "denoiser"))
     load_module_weights(folder / "denoiser", denoiser)
     return ModelBundle(info, vae, denoiser.eval())

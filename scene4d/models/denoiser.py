@@ -26,6 +26,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
+from scene4d.errors import Scene4DError
+
 
 @dataclass(frozen=True)
 class DenoiserConfig:
@@ -194,7 +196,9 @@ class GenXDDenoiser(nn.Module):
         is_4d: Tensor,  # [B] bool: alpha is learned for these, 0 for the others
     ) -> Tensor:
         """Velocity [B, F, C, h, w] for every frame (condition frames included; the loss ignores them)."""
-        batch, frames, channels, height, width = latents.shape
+        patch = self.config.patch_size
+        if latents.shape[-1] % patch or latents.shape[-2] % patch:
+            raise Scene4DError(f"latent size {list(latents.shape[-2:])} is not a multiple of the patch size {patch}")
         tokens, rows, cols = self.embed_frames(latents, cond_mask, plucker)
         embedding = self.timestep_embed(sigma)
         temporal_embedding = embedding + self.motion_embed(motion) if self.config.motion_embedding else embedding

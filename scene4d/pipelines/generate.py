@@ -56,7 +56,8 @@ def spread_positions(num_images: int, num_frames: int) -> list[int]:
 def snap_to_trajectory(trajectory: Cameras, views: Cameras) -> tuple[Cameras, list[int]]:
     """Put condition cameras (the first is the world frame) into the trajectory frames nearest to them.
 
-    Returns the trajectory with those frames replaced by the given cameras, and their positions.
+    Returns the trajectory with those frames replaced by the given cameras (poses and
+    intrinsics), and their positions.
     """
     views = views.relative_to(0)
     distances = torch.cdist(views.centers.float(), trajectory.centers.float())
@@ -64,9 +65,10 @@ def snap_to_trajectory(trajectory: Cameras, views: Cameras) -> tuple[Cameras, li
     for row in distances[1:]:
         order = [int(index) for index in row.argsort() if int(index) not in positions]
         positions.append(order[0])
-    w2c = trajectory.w2c.clone()
+    w2c, K = trajectory.w2c.clone(), trajectory.K.clone()  # noqa: N806 -- K is the standard name
     w2c[positions] = views.w2c.to(w2c)
-    return Cameras(trajectory.K, w2c, trajectory.width, trajectory.height), positions
+    K[positions] = views.K.to(K)
+    return Cameras(K, w2c, trajectory.width, trajectory.height), positions
 
 
 def check_motion(motion: float) -> None:

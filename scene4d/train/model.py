@@ -85,9 +85,10 @@ class SampleSource:
 
     def sample(self, num_frames: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         draw = rng.random()
-        if self.photos and draw < self.config.fraction_photo:
+        photo_share = self.config.fraction_photo if self.photos else 0.0
+        if draw < photo_share:
             clip = self.photo_clip(num_frames, rng)
-        elif self.dynamic and (draw < self.config.fraction_photo + self.config.fraction_4d or not self.static):
+        elif self.dynamic and (draw < photo_share + self.config.fraction_4d or not self.static):
             clip = self.dynamic[int(rng.integers(len(self.dynamic)))]
         else:
             clip = self.static[int(rng.integers(len(self.static)))]
@@ -140,6 +141,12 @@ def train_model(
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.0)
     step = resume(out / "checkpoint", config, model, ema, optimizer, rng, generator)
+    if accelerator.process_index > 0 and step > 0:
+        # only the main process's random state is saved; the others restart their own streams
+        rng.bit_generator.state = np.random.default_rng(
+            [config.seed, accelerator.process_index, step]
+        ).bit_generator.state
+        generator.manual_seed(config.seed + 1000 * accelerator.process_index + step)
     model, optimizer = accelerator.prepare(model, optimizer)
     recent_losses: deque[float] = deque(maxlen=100)
     ema.to(accelerator.device)

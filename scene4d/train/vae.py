@@ -15,6 +15,7 @@ import torch
 
 from scene4d.errors import Scene4DError
 from scene4d.io import load_clip
+from scene4d.io.atomic import atomic_directory
 from scene4d.io.checkpoints import load_checkpoint, save_checkpoint
 from scene4d.models.bundle import save_module
 from scene4d.models.vae import TinyVAE, VAEConfig, kl_divergence, scaling_factor_for
@@ -68,8 +69,9 @@ def vae_batch(
 ) -> torch.Tensor:
     """Images [B, 3, r, r] in [-1, 1]: synth frames and photo crops, randomly flipped."""
     num_photos = int(round(config.batch_size * config.photo_fraction)) if photos else 0
-    picked = frames[rng.integers(len(frames), size=config.batch_size - num_photos)]
-    images = np.concatenate([picked, photo_crops(photos, num_photos, config.resolution, rng)])
+    images = frames[rng.integers(len(frames), size=config.batch_size - num_photos)]
+    if num_photos > 0:
+        images = np.concatenate([images, photo_crops(photos, num_photos, config.resolution, rng)])
     flips = rng.random(len(images)) < 0.5
     images[flips] = images[flips, :, ::-1]
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2) * 2 - 1
@@ -86,6 +88,8 @@ def train_vae(
 
     Resumable: ``out/checkpoint`` is refreshed every ``checkpoint_every`` steps.
     """
+    if config.batch_size < 1 or config.steps < 1:
+        raise Scene4DError(f"--steps and --batch-size must be >= 1, got {config.steps} and {config.batch_size}")
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     frames = load_frames(data, config.resolution, config.max_clips, rng)
@@ -137,5 +141,6 @@ def finish_vae(vae: TinyVAE, frames: np.ndarray, out: Path) -> TinyVAE:
     mean, _ = vae.encode_distribution(images)
     fitted = TinyVAE(VAEConfig(**{**asdict(vae.config), "scaling_factor": scaling_factor_for(mean)}))
     fitted.load_state_dict(vae.state_dict())
-    save_module(out / "vae", fitted, fitted.config.to_json())
+    with atomic_directory(out / "vae") as staging:
+        save_module(staging, fitted, fitted.config.to_json())
     return fitted.eval()
