@@ -7,6 +7,8 @@ diffusion model), ``decode(latents) -> images`` in [-1, 1], and ``downsample`` /
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+import torch
 from torch import Tensor, nn
 
 
@@ -153,6 +155,16 @@ def load_diffusers_vae(path: str) -> DiffusersVAE:
             f"download them on a machine with internet first ({error.__class__.__name__})"
         ) from None
     return DiffusersVAE(autoencoder.eval())
+
+
+def to_model_images(frames: np.ndarray) -> Tensor:
+    """Frames [T, H, W, 3] in [0, 1] (numpy) -> model images [T, 3, H, W] in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).permute(0, 3, 1, 2) * 2 - 1
+
+
+def from_model_images(images: Tensor) -> np.ndarray:
+    """Model images [T, 3, H, W] in [-1, 1] -> frames [T, H, W, 3] in [0, 1] (numpy, clipped)."""
+    return ((images.permute(0, 2, 3, 1) + 1) / 2).clamp(0, 1).numpy()
 
 
 def kl_divergence(mean: Tensor, logvar: Tensor) -> Tensor:

@@ -19,6 +19,7 @@ from scene4d.geometry.trajectories import check_num_frames
 from scene4d.io import Clip, load_keyframes
 from scene4d.io.clip import resize_images, square_box
 from scene4d.models.bundle import ModelBundle, ModelInfo
+from scene4d.models.vae import from_model_images, to_model_images
 
 STATIC = "static"  # a trajectory name for a fixed camera (object motion only)
 
@@ -94,7 +95,7 @@ def generate_clip(
         raise Scene4DError(f"--steps must be >= 1, got {steps}")
     num_frames = len(cameras)
     vae, denoiser = bundle.vae, bundle.denoiser
-    condition_latents = vae.encode(torch.from_numpy(images).permute(0, 3, 1, 2).float() * 2 - 1)
+    condition_latents = vae.encode(to_model_images(images))
     clean = torch.zeros(1, num_frames, *condition_latents.shape[1:])
     clean[0, positions] = condition_latents
     cond_mask = torch.zeros(1, num_frames)
@@ -113,7 +114,7 @@ def generate_clip(
         motion=torch.tensor([motion]),
         is_4d=torch.tensor([motion > 0]),
     )
-    frames = ((vae.decode(latents[0]).permute(0, 2, 3, 1) + 1) / 2).clamp(0, 1).numpy()
+    frames = from_model_images(vae.decode(latents[0]))
     frames[positions] = images
     meta = {"kind": "generated", "motion": motion, "steps": steps, "seed": seed, "guidance": guidance}
     meta |= {"condition_frames": positions, "model": bundle.info.preset}

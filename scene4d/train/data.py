@@ -17,6 +17,7 @@ from torch import Tensor
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, plucker_rays
 from scene4d.io import Clip, load_clip
+from scene4d.models.vae import to_model_images
 
 
 @dataclass
@@ -48,7 +49,7 @@ def clip_is_4d(clip: Clip) -> bool:
 @torch.no_grad()
 def encode_frames(vae: torch.nn.Module, frames: np.ndarray, batch_size: int = 64) -> Tensor:
     """Frames [T, H, W, 3] in [0, 1] -> scaled latents [T, C, H/f, W/f]."""
-    images = torch.from_numpy(frames).permute(0, 3, 1, 2) * 2 - 1
+    images = to_model_images(frames)
     return torch.cat([vae.encode(chunk) for chunk in images.split(batch_size)])
 
 

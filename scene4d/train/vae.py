@@ -18,7 +18,7 @@ from scene4d.io import load_clip
 from scene4d.io.atomic import atomic_directory
 from scene4d.io.checkpoints import load_checkpoint, save_checkpoint
 from scene4d.models.bundle import save_module
-from scene4d.models.vae import TinyVAE, VAEConfig, kl_divergence, scaling_factor_for
+from scene4d.models.vae import TinyVAE, VAEConfig, kl_divergence, scaling_factor_for, to_model_images
 from scene4d.train.data import find_clip_folders
 from scene4d.train.state import optimizer_tensors, restore_optimizer
 
@@ -74,7 +74,7 @@ def vae_batch(
         images = np.concatenate([images, photo_crops(photos, num_photos, config.resolution, rng)])
     flips = rng.random(len(images)) < 0.5
     images[flips] = images[flips, :, ::-1]
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2) * 2 - 1
+    return to_model_images(images)
 
 
 def train_vae(
@@ -137,7 +137,7 @@ def resume(
 def finish_vae(vae: TinyVAE, frames: np.ndarray, out: Path) -> TinyVAE:
     """Fit the latent scaling factor on training frames and write ``out/vae``."""
     vae.eval()
-    images = torch.from_numpy(frames[:: max(1, len(frames) // 512)]).permute(0, 3, 1, 2) * 2 - 1
+    images = to_model_images(frames[:: max(1, len(frames) // 512)])
     mean, _ = vae.encode_distribution(images)
     fitted = TinyVAE(VAEConfig(**{**asdict(vae.config), "scaling_factor": scaling_factor_for(mean)}))
     fitted.load_state_dict(vae.state_dict())
