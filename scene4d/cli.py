@@ -17,6 +17,7 @@ from scene4d.errors import Scene4DError
 
 if TYPE_CHECKING:
     from scene4d.io import Clip
+    from scene4d.splat.fit import FitConfig
 
 app = typer.Typer(
     help="scene4d: 3D and 4D scenes from images with camera- and time-controllable video diffusion.",
@@ -173,9 +174,9 @@ def demo(
     from importlib.resources import files
 
     image = Path(str(files("scene4d") / "assets" / "demo.png"))
-    generate([image], out / "clip", trajectory=trajectory, frames=16, steps=steps, seed=seed)
     from scene4d.io import load_clip
 
+    generate([image], out / "clip", trajectory=trajectory, frames=16, steps=steps, seed=seed)
     fit_scene(load_clip(out / "clip"), out / "scene", iters, False, seed)
     console.print(f"open it: scene4d view {out / 'scene'}")
 
@@ -208,20 +209,28 @@ def reconstruct(
     """
     from scene4d.io import load_clip
     from scene4d.splat.fit import FitConfig
+
+    config = FitConfig(iterations=iters, sh_degree=sh_degree, init_points=init_points, backend=backend, seed=seed)
+    fit_with_progress(load_clip(clip), out, config, warmup if dynamic else None, bake_times)
+
+
+def fit_with_progress(
+    clip: "Clip", out: Path, config: "FitConfig", warmup: int | None, bake_times: int = 0
+) -> None:  # fmt: skip
+    """3DGS (or 4DGS after ``warmup`` static steps, when given) with a progress bar and a summary line."""
     from scene4d.splat.reconstruct import reconstruct_dynamic, reconstruct_static
 
-    loaded = load_clip(clip)
-    config = FitConfig(iterations=iters, sh_degree=sh_degree, init_points=init_points, backend=backend, seed=seed)
+    label = "3DGS" if warmup is None else "4DGS"
     with progress_bar() as progress:
-        task = progress.add_task("4DGS" if dynamic else "3DGS", total=iters)
+        task = progress.add_task(label, total=config.iterations)
 
         def on_step(step: int, loss: float) -> None:
-            progress.update(task, completed=step, description=f"{'4DGS' if dynamic else '3DGS'} loss {loss:.4f}")
+            progress.update(task, completed=step, description=f"{label} loss {loss:.4f}")
 
-        if dynamic:
-            metrics = reconstruct_dynamic(loaded, out, config, warmup, bake_times, on_step)
+        if warmup is None:
+            metrics = reconstruct_static(clip, out, config, on_step)
         else:
-            metrics = reconstruct_static(loaded, out, config, on_step)
+            metrics = reconstruct_dynamic(clip, out, config, warmup, bake_times, on_step)
     console.print(
         f"{out / 'scene.ply'}: {metrics['gaussians']} Gaussians, training-view PSNR {metrics['train_psnr']:.2f} dB"
     )
@@ -438,18 +447,7 @@ def generate(
 def fit_scene(clip: "Clip", out: Path, iters: int, dynamic: bool, seed: int) -> None:
     """3DGS (or 4DGS) of a generated clip, with a progress bar; one initial Gaussian per 8 pixels (at most 20k)."""
     from scene4d.splat.fit import FitConfig
-    from scene4d.splat.reconstruct import reconstruct_dynamic, reconstruct_static
 
     pixels = len(clip) * clip.height * clip.width
     config = FitConfig(iterations=iters, seed=seed, sh_degree=1, init_points=min(20_000, pixels // 8))
-    with progress_bar() as progress:
-        task = progress.add_task("4DGS" if dynamic else "3DGS", total=iters)
-
-        def on_step(step: int, loss: float) -> None:
-            progress.update(task, completed=step)
-
-        if dynamic:
-            metrics = reconstruct_dynamic(clip, out, config, min(500, iters // 4), 0, on_step)
-        else:
-            metrics = reconstruct_static(clip, out, config, on_step)
-    console.print(f"{out / 'scene.ply'}: {metrics['gaussians']} Gaussians, fit PSNR {metrics['train_psnr']:.2f} dB")
+    fit_with_progress(clip, out, config, min(500, iters // 4) if dynamic else None)
