@@ -9,17 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from scene4d.io.media import to_uint8
-
-
-def dense_flow(frame_a: np.ndarray, frame_b: np.ndarray) -> np.ndarray:
-    """DIS optical flow [H, W, 2] (pixels) from ``frame_a`` to ``frame_b`` ([H, W, 3] in [0, 1])."""
-    import cv2
-
-    grey_a = cv2.cvtColor(to_uint8(frame_a), cv2.COLOR_RGB2GRAY)
-    grey_b = cv2.cvtColor(to_uint8(frame_b), cv2.COLOR_RGB2GRAY)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return dis.calc(grey_a, grey_b, None)
+from scene4d.curate.flow import dense_flow
 
 
 def relative_rotation(frame_a: np.ndarray, frame_b: np.ndarray, K: Tensor) -> Tensor | None:  # noqa: N803

@@ -42,6 +42,7 @@ class SynthConfig:
     trajectory: str | None = None  # spatial / hybrid: a named move, random when None
     speed: float | None = None  # object motion scale, random in [0.3, 1.5] when None
     view_arc_deg: float = 60.0  # multiview-video: angle spanned by the cameras
+    props: int = 0  # static background pillars (depth variation for structure from motion)
 
     def __post_init__(self) -> None:
         if self.kind not in CLIP_KINDS:
@@ -61,7 +62,7 @@ def make_clip(config: SynthConfig, seed: int) -> Clip:
     base_azimuth = float(rng.uniform(0, 2 * np.pi))
     dynamic = config.kind != "spatial"
     speed = float(rng.uniform(0.3, 1.5)) if config.speed is None else config.speed
-    scene = random_scene(rng, dynamic=dynamic, speed=speed, wall_azimuth_rad=base_azimuth + np.pi)
+    scene = random_scene(rng, dynamic, speed, wall_azimuth_rad=base_azimuth + np.pi, props=config.props)
     base_w2c, target_distance = base_camera_w2c(rng, base_azimuth)
     trajectory, magnitude = None, None
     if config.kind in ("spatial", "hybrid"):

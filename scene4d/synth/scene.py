@@ -89,11 +89,14 @@ class Scene:
         return tuple(o for o in self.objects if o.motion.kind != "static")
 
 
-def random_scene(rng: np.random.Generator, dynamic: bool, speed: float = 1.0, wall_azimuth_rad: float = 0.0) -> Scene:
+def random_scene(
+    rng: np.random.Generator, dynamic: bool, speed: float = 1.0, wall_azimuth_rad: float = 0.0, props: int = 0
+) -> Scene:
     """A seeded random scene: 3-8 primitives on textured ground, walls on the far side.
 
     ``wall_azimuth_rad`` points (in the ground plane) to where the walls stand, typically away
-    from the cameras. With ``dynamic``, 1-3 primitives move with a random rigid motion.
+    from the cameras. With ``dynamic``, 1-3 primitives move with a random rigid motion. ``props``
+    static background pillars (instance id 0) stand between the primitives and the walls.
     """
     textures = [ground_texture(rng), sky_texture(rng)]
     objects: list[SceneObject] = []
@@ -120,6 +123,9 @@ def random_scene(rng: np.random.Generator, dynamic: bool, speed: float = 1.0, wa
     for wall in random_walls(rng, wall_azimuth_rad, first_texture=len(textures)):
         textures.append(random_texture(rng, photo_probability=0.8))
         objects.append(wall)
+    for prop in random_props(rng, props, wall_azimuth_rad, first_texture=len(textures)):
+        textures.append(random_texture(rng, photo_probability=0.8))
+        objects.append(prop)
     light = np.array([rng.uniform(-0.6, 0.6), 1.0, rng.uniform(-0.6, 0.6)])
     return Scene(
         tuple(objects),
@@ -184,3 +190,24 @@ def random_walls(rng: np.random.Generator, azimuth_rad: float, first_texture: in
             SceneObject("box", half, position, yaw, first_texture + index, float(rng.uniform(0.4, 0.8)), instance_id=0)
         )
     return walls
+
+
+def random_props(rng: np.random.Generator, count: int, azimuth_rad: float, first_texture: int) -> list[SceneObject]:
+    """``count`` static textured pillars (boxes and cylinders, instance id 0) on the walls' side.
+
+    They stand 2.8-4.2 units from the origin within 100 degrees of ``azimuth_rad``, clear of the
+    primitives and of the cameras on the other side, and give the static background depth
+    variation (a ground plane and walls alone are nearly planar, a degenerate case for SfM).
+    """
+    props = []
+    for index in range(count):
+        angle = azimuth_rad + float(rng.uniform(-1.75, 1.75))
+        distance = float(rng.uniform(SCENE_RADIUS + 0.6, 4.2))
+        shape: Shape = ("box", "cylinder")[int(rng.integers(2))]
+        width, height = float(rng.uniform(0.15, 0.35)), float(rng.uniform(0.5, 1.5))
+        half = (width, height, width)
+        position = (distance * np.cos(angle), height, distance * np.sin(angle))
+        yaw = float(rng.uniform(0, 360))
+        texture_repeat = float(rng.uniform(1.0, 2.5))
+        props.append(SceneObject(shape, half, position, yaw, first_texture + index, texture_repeat, instance_id=0))
+    return props

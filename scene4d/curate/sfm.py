@@ -1,0 +1,307 @@
+"""Masked structure from motion with pycolmap (GenXD section 3.1, "Camera Pose Estimation").
+
+Features on potentially moving pixels are dropped before matching (COLMAP's mask images), so
+object motion cannot be mistaken for camera motion. Matching is sequential (video order), the
+mapper is COLMAP's incremental pipeline, and the largest reconstruction is kept. What we add:
+writing frames and masks where COLMAP reads them, converting the result to ``Cameras``, and
+a fallback for cameras that only rotate (pan, tilt, roll, or a tripod): with no parallax COLMAP
+cannot triangulate an initial pair, but then every static pixel follows one homography
+H = K R K^-1, and the rotations come from those homographies.
+COLMAP and scene4d share the camera convention (OpenCV axes, world-to-camera, pixel centres at
++0.5), so no axis flips are needed.
+"""
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from scene4d.curate.flow import apply_homography
+from scene4d.curate.tracks import corner_points, pixel_rows_cols, track_points
+from scene4d.errors import Scene4DError
+from scene4d.geometry import Cameras
+from scene4d.io.media import to_uint8
+
+DEFAULT_FOCAL_FACTOR = 1.2  # focal length = factor x longer image side when unknown (COLMAP's prior)
+
+
+@dataclass(frozen=True)
+class SfMConfig:
+    max_features: int = 4096  # SIFT features per frame
+    peak_threshold: float = 0.004  # SIFT contrast threshold (COLMAP's default 0.0067 finds few on small frames)
+    overlap: int = 10  # sequential matching: each frame is matched with the next ``overlap`` frames
+    min_registered_fraction: float = 0.8  # below this the video is reported as an SfM failure
+    rotation_residual_px: float = 1.0  # rotation-only cameras: median static-corner homography residual
+    keyframe_gap: int = 6  # rotation-only cameras: frames tracked from one keyframe at most
+    num_threads: int = 2
+    seed: int = 0
+
+
+@dataclass
+class SfMResult:
+    cameras: Cameras  # one per registered frame, in frame order
+    registered: np.ndarray  # [R] indices of the registered frames
+    points: np.ndarray  # [P, 3] sparse world points of the static scene
+    points_rgb: np.ndarray  # [P, 3] their colours in [0, 1]
+    num_frames: int  # frames given to SfM
+
+    @property
+    def unregistered(self) -> list[int]:
+        return sorted(set(range(self.num_frames)) - set(self.registered.tolist()))
+
+
+def estimate_cameras(
+    frames: np.ndarray,  # [T, H, W, 3] in [0, 1]
+    moving: np.ndarray | None,  # [T, H, W] bool, potentially moving pixels
+    K: Tensor | None = None,  # [3, 3] known intrinsics, estimated when None  # noqa: N803
+    config: SfMConfig = SfMConfig(),
+) -> SfMResult:
+    """Masked COLMAP SfM, or rotations from homographies when the camera does not translate.
+
+    COLMAP cannot triangulate a camera that only rotates (or stands still) and fails; then the
+    static pixels must follow homographies. Raises ``Scene4DError`` naming why when neither
+    registers ``min_registered_fraction`` of the frames.
+    """
+    try:
+        result = masked_sfm(frames, moving, K, config)
+        if len(result.registered) >= config.min_registered_fraction * len(frames):
+            return result
+        reason = f"sfm: COLMAP registered {len(result.registered)} of {len(frames)} frames"
+    except Scene4DError as error:
+        reason = str(error)
+    rotation_only = rotation_only_cameras(frames, moving, K, config)
+    if rotation_only is None:
+        raise Scene4DError(f"{reason}, and the camera does not only rotate")
+    return rotation_only
+
+
+def masked_sfm(
+    frames: np.ndarray,  # [T, H, W, 3] in [0, 1]
+    moving: np.ndarray | None,  # [T, H, W] bool, potentially moving pixels (no features there)
+    K: Tensor | None = None,  # [3, 3] known intrinsics shared by all frames, estimated when None  # noqa: N803
+    config: SfMConfig = SfMConfig(),
+) -> SfMResult:
+    """Camera poses and sparse static points of a video; raises ``Scene4DError`` when SfM fails."""
+    import pycolmap
+
+    pycolmap.logging.minloglevel = 2  # warnings and errors only
+    if moving is not None and moving.shape != frames.shape[:3]:
+        raise Scene4DError(f"sfm: masks {list(moving.shape)} do not match frames {list(frames.shape[:3])}")
+    with tempfile.TemporaryDirectory(prefix="scene4d-sfm-") as scratch:
+        scratch = Path(scratch)
+        names = write_colmap_inputs(scratch, frames, moving)
+        database = scratch / "database.db"
+        pycolmap.extract_features(
+            database,
+            scratch / "images",
+            image_names=names,
+            camera_mode=pycolmap.CameraMode.SINGLE,
+            reader_options=reader_options(scratch if moving is not None else None, K),
+            extraction_options=extraction_options(config),
+            device=pycolmap.Device.cpu,
+        )
+        pycolmap.match_sequential(
+            database,
+            pairing_options=pycolmap.SequentialPairingOptions(overlap=config.overlap, quadratic_overlap=False),
+            device=pycolmap.Device.cpu,
+        )
+        models = pycolmap.incremental_mapping(
+            database, scratch / "images", scratch / "sparse", options=mapper_options(config, K is not None)
+        )
+    if not models:
+        raise Scene4DError("sfm: COLMAP found no initial pair (too little texture or parallax)")
+    largest = max(models.values(), key=lambda model: model.num_reg_images())
+    return result_from_reconstruction(largest, names, frames.shape)
+
+
+def write_colmap_inputs(folder: Path, frames: np.ndarray, moving: np.ndarray | None) -> list[str]:
+    """Frames as ``images/NNNNN.png`` and COLMAP masks ``masks/NNNNN.png.png`` (0 = no features)."""
+    from PIL import Image
+
+    (folder / "images").mkdir()
+    (folder / "masks").mkdir()
+    names = [f"{index:05d}.png" for index in range(len(frames))]
+    for index, name in enumerate(names):
+        Image.fromarray(to_uint8(frames[index])).save(folder / "images" / name)
+        if moving is not None:
+            keep = np.where(moving[index], 0, 255).astype(np.uint8)
+            Image.fromarray(keep).save(folder / "masks" / f"{name}.png")
+    return names
+
+
+def reader_options(mask_folder: Path | None, K: Tensor | None):  # noqa: N803
+    import pycolmap
+
+    options = pycolmap.ImageReaderOptions()
+    if mask_folder is not None:
+        options.mask_path = str(mask_folder / "masks")
+    if K is not None:
+        options.camera_model = "PINHOLE"
+        options.camera_params = ",".join(str(float(v)) for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+    else:
+        options.camera_model = "SIMPLE_PINHOLE"
+    return options
+
+
+def extraction_options(config: SfMConfig):
+    import pycolmap
+
+    options = pycolmap.FeatureExtractionOptions()
+    options.num_threads = config.num_threads
+    options.use_gpu = False
+    options.sift.max_num_features = config.max_features
+    options.sift.peak_threshold = config.peak_threshold
+    return options
+
+
+def mapper_options(config: SfMConfig, intrinsics_known: bool):
+    import pycolmap
+
+    options = pycolmap.IncrementalPipelineOptions()
+    options.num_threads = config.num_threads
+    options.random_seed = config.seed
+    options.multiple_models = True
+    options.ba_refine_focal_length = not intrinsics_known
+    options.ba_refine_principal_point = False
+    options.ba_refine_extra_params = False
+    return options
+
+
+def result_from_reconstruction(reconstruction, names: list[str], shape: tuple[int, ...]) -> SfMResult:
+    """Registered frames' ``Cameras`` (COLMAP ``cam_from_world`` is our w2c) and the sparse points."""
+    index_of = {name: index for index, name in enumerate(names)}
+    images = sorted(reconstruction.images.values(), key=lambda image: index_of[image.name])
+    registered = np.array([index_of[image.name] for image in images if image.has_pose], dtype=np.int64)
+    w2c, K = [], []  # noqa: N806
+    for image in images:
+        if not image.has_pose:
+            continue
+        matrix = np.eye(4)
+        matrix[:3] = image.cam_from_world().matrix()
+        w2c.append(matrix)
+        K.append(reconstruction.cameras[image.camera_id].calibration_matrix())
+    height, width = shape[1:3]
+    cameras = Cameras(torch.tensor(np.stack(K)).float(), torch.tensor(np.stack(w2c)).float(), width, height)
+    points = [point for point in reconstruction.points3D.values()]
+    xyz = np.array([p.xyz for p in points], dtype=np.float32).reshape(-1, 3)
+    rgb = np.array([p.color for p in points], dtype=np.float32).reshape(-1, 3) / 255.0
+    return SfMResult(cameras, registered, xyz, rgb, shape[0])
+
+
+def rotation_only_cameras(
+    frames: np.ndarray,  # [T, H, W, 3]
+    moving: np.ndarray | None,  # [T, H, W] bool
+    K: Tensor | None,  # [3, 3]; when None, the focal length is fitted to the homographies  # noqa: N803
+    config: SfMConfig,
+) -> SfMResult | None:
+    """Cameras of a still or purely rotating camera, or None when static pixels show parallax.
+
+    A rotation about the camera centre maps pixels by one homography H = K R K^-1, so R is the
+    rotation nearest to K^-1 H K. Each frame's homography is taken from a keyframe
+    (``keyframe_homographies``); rotations chain through the keyframes. The first camera is the
+    identity and every centre stays at 0.
+    """
+    height, width = frames.shape[1:3]
+    chain = keyframe_homographies(frames, moving, config)
+    if chain is None:
+        return None
+    if K is None:
+        K = intrinsics_from_rotations([h for _, h in chain], width, height)  # noqa: N806
+    camera, inverse = K.double().numpy(), torch.linalg.inv(K.double()).numpy()
+    rotations = [np.eye(3)]
+    for key, homography in chain:
+        rotations.append(nearest_rotation(inverse @ homography @ camera) @ rotations[key])
+    w2c = torch.eye(4, dtype=torch.float64).repeat(len(frames), 1, 1)
+    w2c[:, :3, :3] = torch.tensor(np.stack(rotations))
+    cameras = Cameras(K.float().expand(len(frames), 3, 3).clone(), w2c.float(), width, height)
+    empty = np.zeros((0, 3), np.float32)
+    return SfMResult(cameras, np.arange(len(frames)), empty, empty, len(frames))
+
+
+def keyframe_homographies(
+    frames: np.ndarray, moving: np.ndarray | None, config: SfMConfig
+) -> list[tuple[int, np.ndarray]] | None:
+    """For frames 1..T-1: (keyframe index, homography [3, 3] from the keyframe to the frame).
+
+    Corners on static pixels of a keyframe are tracked frame by frame; a new keyframe starts
+    after ``keyframe_gap`` frames or when fewer than half the tracks survive (tracks drift, but
+    errors add up only at keyframes). None when a
+    homography leaves half the static corners over ``rotation_residual_px`` away (parallax:
+    the camera translates).
+    """
+    chain = []
+    key, points, moved, alive = 0, None, None, None
+    for index in range(1, len(frames)):
+        if points is None:
+            static = None if moving is None else ~moving[key]
+            points = corner_points(frames[key], static, config.max_features // 4, min_distance=3)
+            moved, alive = points, np.ones(len(points), bool)
+        moved, tracked = track_points(frames[index - 1], frames[index], moved)
+        alive &= tracked
+        if moving is not None:
+            alive &= ~moving[index][pixel_rows_cols(moved, moving.shape[1:])]
+        homography = None if alive.sum() < 16 else fitted_homography(points[alive], moved[alive], config)
+        if homography is None:
+            return None
+        chain.append((key, homography))
+        if alive.mean() < 0.5 or index - key >= config.keyframe_gap:
+            key, points = index, None
+    return chain
+
+
+def intrinsics_from_rotations(homographies: list[np.ndarray], width: int, height: int) -> Tensor:
+    """[3, 3] K (square pixels, centred principal point) whose K^-1 H K are closest to rotations.
+
+    For a rotating camera each K^-1 H K is a rotation times a scale; the focal length is the
+    one (searched over 0.3-5 x the longer side, log-spaced, then refined) that makes them most
+    nearly orthogonal. When the search finds no interior minimum, or COLMAP's prior fits about
+    as well (a still camera, a roll about the optical axis: the focal length is unobservable),
+    the prior is kept.
+    """
+
+    def orthogonality_error(focal: float) -> float:
+        K = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])  # noqa: N806
+        error = 0.0
+        for homography in homographies:
+            matrix = np.linalg.inv(K) @ homography @ K
+            matrix /= np.cbrt(np.linalg.det(matrix))
+            error += float(np.square(matrix.T @ matrix - np.eye(3)).sum())
+        return error
+
+    side = max(width, height)
+    grid = side * np.geomspace(0.3, 5.0, 120)
+    errors = [orthogonality_error(f) for f in grid]
+    best = int(np.argmin(errors))
+    if best in (0, len(grid) - 1) or orthogonality_error(1.2 * side) <= 1.5 * errors[best] + 1e-9:
+        return default_intrinsics(width, height)  # no interior minimum: focal length unobservable
+    fine = np.linspace(grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)], 41)
+    focal = float(fine[int(np.argmin([orthogonality_error(f) for f in fine]))])
+    return torch.tensor([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], dtype=torch.float64)
+
+
+def fitted_homography(points: np.ndarray, moved: np.ndarray, config: SfMConfig) -> np.ndarray | None:
+    """RANSAC homography [3, 3] from ``points`` to ``moved`` ([P, 2]), or None when half the
+    points or more miss it by over ``rotation_residual_px``."""
+    import cv2
+
+    homography, _ = cv2.findHomography(points, moved, cv2.RANSAC, 1.0)
+    if homography is None:
+        return None
+    residual = np.linalg.norm(apply_homography(homography, points) - moved, axis=1)
+    return homography if np.median(residual) <= config.rotation_residual_px else None
+
+
+def nearest_rotation(matrix: np.ndarray) -> np.ndarray:
+    """The rotation closest (Frobenius) to ``matrix`` [3, 3] up to scale, by SVD."""
+    u, _, v_t = np.linalg.svd(matrix)
+    rotation = u @ v_t
+    return rotation if np.linalg.det(rotation) > 0 else -rotation
+
+
+def default_intrinsics(width: int, height: int) -> Tensor:
+    """[3, 3] K with COLMAP's prior focal length and the principal point at the image centre."""
+    focal = DEFAULT_FOCAL_FACTOR * max(width, height)
+    return torch.tensor([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], dtype=torch.float64)

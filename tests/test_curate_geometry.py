@@ -1,0 +1,117 @@
+"""Flow, tracking, homographies, epipolar distances and depth alignment against known answers."""
+
+import numpy as np
+import pytest
+import torch
+
+from scene4d.curate.depth import align_depth, align_depth_video, interpolated_sparse_depth, sparse_depth
+from scene4d.curate.flow import apply_homography, camera_motion, dense_flow, static_camera_score
+from scene4d.curate.masks import sampson_distance
+from scene4d.curate.pipeline import CurateConfig
+from scene4d.curate.sfm import default_intrinsics, nearest_rotation
+from scene4d.curate.tracks import corner_points, track_points
+from scene4d.errors import Scene4DError
+from scene4d.geometry.rotations import axis_angle_to_matrix
+from scene4d.synth import SynthConfig, make_clip
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    from scene4d.synth.textures import photo_texture
+
+    return photo_texture("astronaut.png")[:128, :128].numpy().copy()
+
+
+def warp(image: np.ndarray, homography: np.ndarray) -> np.ndarray:
+    """``image`` moved by the pixel-centre homography (OpenCV's origin is the pixel centre)."""
+    import cv2
+
+    shift = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+    opencv = np.linalg.inv(shift) @ homography @ shift
+    return cv2.warpPerspective(image, opencv, image.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def test_camera_motion_recovers_a_known_homography(photo):
+    truth = np.array([[1.01, 0.02, 2.0], [-0.015, 0.99, -1.5], [1e-5, -2e-5, 1.0]])
+    motion = camera_motion(dense_flow(photo, warp(photo, truth)))
+    points = np.array([[20.5, 20.5], [100.5, 30.5], [64.5, 64.5], [30.5, 110.5]])
+    np.testing.assert_allclose(apply_homography(motion.homography, points), apply_homography(truth, points), atol=0.3)
+
+
+def test_static_camera_score_separates_still_from_moving_cameras():
+    threshold = CurateConfig().static_camera_max
+    still = make_clip(SynthConfig("temporal", 96, 9, supersample=1), seed=3)
+    panning = make_clip(SynthConfig("spatial", 96, 9, supersample=1, trajectory="pan-left"), seed=3)
+    assert static_camera_score(still.frames) < threshold / 2
+    assert static_camera_score(panning.frames) > 3 * threshold
+
+
+def test_track_points_follows_a_known_shift(photo):
+    shifted = np.roll(photo, shift=(2, 3), axis=(0, 1))  # content moves 3 px right, 2 px down
+    points = corner_points(photo, None, 200)
+    inner = ((points > 12) & (points < 116)).all(axis=1)
+    moved, ok = track_points(photo, shifted, points[inner])
+    assert ok.mean() > 0.9
+    np.testing.assert_allclose(np.median(moved[ok] - points[inner][ok], axis=0), [3.0, 2.0], atol=0.05)
+
+
+def test_sampson_distance_matches_the_hand_formula_for_a_sideways_camera():
+    # K = I, camera b shifted along x: F = [t]_x with t = (1, 0, 0); epipolar lines are rows and
+    # the Sampson distance of (u, v) -> (u', v') is |v - v'| / sqrt(2).
+    fundamental = np.array([[0.0, 0, 0], [0, 0, -1], [0, 1, 0]])
+    points_a = np.array([[3.0, 4.0], [10.0, -2.0]])
+    points_b = np.array([[7.0, 4.0], [1.0, 1.0]])
+    np.testing.assert_allclose(sampson_distance(fundamental, points_a, points_b), [0.0, 3 / np.sqrt(2)], atol=1e-12)
+
+
+def test_rotation_from_a_rotation_homography():
+    K = default_intrinsics(128, 96).numpy()  # noqa: N806
+    rotation = axis_angle_to_matrix(torch.tensor([0.2, 1.0, 0.1], dtype=torch.float64), torch.tensor(0.1)).numpy()
+    homography = -3.0 * K @ rotation @ np.linalg.inv(K)  # any scale, either sign
+    np.testing.assert_allclose(nearest_rotation(np.linalg.inv(K) @ homography @ K), rotation, atol=1e-6)
+    assert K[0, 0] == pytest.approx(1.2 * 128) and (K[0, 2], K[1, 2]) == (64, 48)
+
+
+def test_sparse_depth_returns_the_depth_of_projected_points():
+    clip = make_clip(SynthConfig("spatial", 32, 2, supersample=1), seed=4)
+    pixels = torch.tensor([[[5.5, 7.5], [20.5, 25.5], [30.5, 2.5]]])
+    depth = torch.tensor(clip.depth[0])[[7, 25, 2], [5, 20, 30]][None]
+    points = clip.cameras[0].unproject(pixels, depth)[0].numpy()
+    sparse = sparse_depth(clip.cameras[[0]], points)[0]
+    np.testing.assert_allclose(sparse[[7, 25, 2], [5, 20, 30]], depth[0].numpy(), rtol=1e-4)
+    assert np.isfinite(sparse).sum() == 3
+
+
+def test_align_depth_is_eq_2_evaluated_by_hand():
+    relative = np.array([[1.0, 2.0], [3.0, 10.0]])
+    sparse = np.array([[2.0, 5.0], [np.nan, 9.0]])
+    alpha = np.median([2.0, 5.0, 9.0]) / np.median([1.0, 2.0, 10.0])  # 5 / 2
+    beta = np.median([2.0 - alpha * 1, 5.0 - alpha * 2, 9.0 - alpha * 10])
+    aligned, got_alpha, got_beta = align_depth(relative, sparse)
+    assert (got_alpha, got_beta) == pytest.approx((alpha, beta))
+    np.testing.assert_allclose(aligned, alpha * relative + beta)
+
+
+def test_align_depth_undoes_a_pure_scale_exactly_and_needs_points():
+    depth = np.random.default_rng(0).uniform(1, 5, (16, 16))
+    sparse = np.full_like(depth, np.nan)
+    sparse[::4, ::3] = depth[::4, ::3]
+    np.testing.assert_allclose(align_depth(depth / 7.0, sparse)[0], depth, rtol=1e-12)
+    with pytest.raises(Scene4DError, match="at least 3"):
+        align_depth(depth, np.full_like(depth, np.nan))
+
+
+def test_frames_without_points_borrow_the_nearest_frames_alignment():
+    depth = np.stack([np.full((4, 4), 2.0), np.full((4, 4), 3.0), np.full((4, 4), 4.0)])
+    sparse = np.full_like(depth, np.nan)
+    sparse[0] = 2 * depth[0]
+    aligned = align_depth_video(depth, sparse, min_points=3)
+    np.testing.assert_allclose(aligned, 2 * depth)
+
+
+def test_interpolated_sparse_depth_takes_the_nearest_point():
+    sparse = np.full((2, 3, 4), np.nan, np.float32)
+    sparse[0, 0, 0], sparse[0, 2, 3] = 1.0, 5.0
+    dense = interpolated_sparse_depth(sparse)
+    assert dense[0, 0, 1] == 1.0 and dense[0, 2, 2] == 5.0
+    np.testing.assert_array_equal(dense[1], 1.0)

@@ -1,0 +1,86 @@
+"""Object motion (GenXD eq. 3-4), TSDF fusion and path planning against synth ground truth."""
+
+import numpy as np
+import pytest
+import torch
+
+from scene4d.curate.motion import motion_strength, object_motion_field
+from scene4d.curate.tsdf import depth_bounds, extract_mesh, fuse_tsdf, occupancy
+from scene4d.errors import Scene4DError
+from scene4d.geometry import camera_pca_box, rigid_inverse
+from scene4d.geometry.planning import OccupancyGrid, plan_trajectory
+from scene4d.synth import SynthConfig, make_clip
+
+
+@pytest.fixture(scope="module")
+def orbit_clip():
+    return make_clip(SynthConfig("spatial", 64, 8, supersample=1, trajectory="orbit-left"), seed=21)
+
+
+def test_motion_field_of_a_static_point_under_camera_motion_is_zero(orbit_clip):
+    cameras, depth = orbit_clip.cameras, orbit_clip.depth
+    pixels = torch.tensor([[[10.5, 40.5], [32.5, 50.5], [50.5, 45.5]]])
+    points = cameras[0].unproject(pixels, torch.tensor(depth[0])[[40, 50, 45], [10, 32, 50]][None])
+    tracked, _ = cameras[5].project(points)  # where the static points truly are in frame 5
+    field = object_motion_field(cameras[[0, 5]], pixels[0].numpy(), tracked[0].numpy(), depth[0])
+    np.testing.assert_allclose(field, 0.0, atol=1e-5)
+    moved = tracked[0].numpy() + np.array([[6.4, 0.0], [0.0, -3.2], [3.2, 3.2]])
+    field = object_motion_field(cameras[[0, 5]], pixels[0].numpy(), moved, depth[0])
+    np.testing.assert_allclose(field, [[0.1, 0.0], [0.0, -0.05], [0.05, 0.05]], atol=1e-5)  # eq. 4: / W, / H
+
+
+def test_tracked_motion_strength_follows_the_exact_one():
+    clip = make_clip(SynthConfig("temporal", 160, 17, speed=1.0), seed=8)
+    strength, per_object = motion_strength(clip.frames, clip.cameras, clip.depth, clip.masks)
+    exact = clip.meta["motion_strength_per_object"]
+    for object_id, value in exact.items():  # moving objects: LK tracks agree with the exact field
+        assert per_object[int(object_id)] == pytest.approx(value, rel=0.25)
+    for object_id, value in per_object.items():
+        if str(object_id) not in exact:  # still objects: far below the moving ones
+            assert value < 0.1 * clip.meta["motion_strength"]
+    assert strength == pytest.approx(clip.meta["motion_strength"], rel=0.25)
+
+
+def test_tsdf_mesh_lies_on_the_rendered_depth(orbit_clip):
+    cameras, depth = orbit_clip.cameras, orbit_clip.depth
+    low, high = depth_bounds(cameras, np.where(depth < 12, depth, np.nan))
+    volume = fuse_tsdf(cameras, np.where(depth < 12, depth, np.nan), (low, high), voxel_size=0.1)
+    vertices, faces = extract_mesh(volume)
+    assert len(faces) > 100
+    pixels, z = cameras[[3]].project(torch.tensor(vertices)[None])
+    u, v, z = pixels[0, :, 0].numpy(), pixels[0, :, 1].numpy(), z[0].numpy()
+    inside = (u >= 0) & (u < 64) & (v >= 0) & (v < 64) & (z > 0)
+    rendered = depth[3][v[inside].astype(int), u[inside].astype(int)]
+    visible = np.abs(rendered - z[inside]) < 1.0  # vertices not hidden behind other surfaces
+    assert visible.mean() > 0.6
+    assert np.median(np.abs(rendered - z[inside])[visible]) < 0.1  # within a voxel of the surface
+
+
+def test_occupancy_marks_camera_centres_free_and_the_ground_blocked(orbit_clip):
+    cameras, depth = orbit_clip.cameras, np.where(orbit_clip.depth < 12, orbit_clip.depth, np.nan)
+    volume = fuse_tsdf(cameras, depth, depth_bounds(cameras, depth), voxel_size=0.15)
+    grid = occupancy(volume)
+    centres = cameras.centers
+    between = centres + 0.3 * (torch.tensor([0.0, 0.5, 0.0]) - centres)  # in front of each camera
+    assert grid.is_free(between).float().mean() > 0.8
+    surface = cameras[0].unproject(torch.tensor([[[32.5, 60.5]]]), torch.tensor(depth[0])[60, 32][None, None])[0]
+    below = surface + torch.tensor([0.0, -0.5, 0.0])  # under the ground the cameras see
+    assert not bool(grid.is_free(below).any())
+
+
+def test_plan_trajectory_shrinks_a_move_until_it_is_free():
+    start = torch.eye(4)
+    free = torch.ones(41, 41, 41, dtype=torch.bool)
+    grid = OccupancyGrid(torch.tensor([-4.0, -4.0, -4.0]), 0.2, free)
+    box = camera_pca_box(torch.tensor([[-3.0, -3, -3], [3, 3, 3], [3, -3, 0], [-3, 3, 0.5]]))
+    w2c, magnitude = plan_trajectory("truck-right", start, 5, grid, box, orbit_distance=4.0, box_margin=10.0)
+    assert magnitude == pytest.approx(1.0)  # the default magnitude fits
+    blocked = free.clone()
+    blocked[20 + 3 :, :, :] = False  # x >= 0.6 is occupied
+    w2c, magnitude = plan_trajectory(
+        "truck-right", start, 5, OccupancyGrid(grid.origin, 0.2, blocked), box, 4.0, box_margin=10.0
+    )
+    assert magnitude == pytest.approx(0.49)  # 1.0 * 0.7 * 0.7: the first that keeps x < 0.5
+    assert float(rigid_inverse(w2c)[:, 0, 3].max()) == pytest.approx(0.49, abs=1e-5)
+    with pytest.raises(Scene4DError, match="no feasible"):
+        plan_trajectory("truck-right", start, 5, OccupancyGrid(grid.origin, 0.2, ~free), box, 4.0)
