@@ -93,6 +93,9 @@ def synth(
     supersample: Annotated[
         int, typer.Option(help="Anti-aliasing: s x s rays per pixel for RGB (depth and masks stay exact).")
     ] = 2,
+    props: Annotated[
+        int, typer.Option(help="Static background pillars per scene (depth variation, e.g. for testing SfM).")
+    ] = 0,
     seed: Annotated[int, typer.Option(help="Dataset seed; the same seed gives the same clips.")] = 0,
 ) -> None:
     """Render synthetic Clips with exact cameras, depth, instance masks and motion strength.
@@ -112,6 +115,7 @@ def synth(
         supersample=supersample,
         trajectory=trajectory,
         speed=speed,
+        props=props,
     )
     existing = sorted(out.glob("clip_*/meta.json"))
     if existing and json.loads(existing[0].read_text()).get("config") != asdict(config):
@@ -298,6 +302,96 @@ def view(
             time.sleep(1.0)
     except KeyboardInterrupt:
         server.stop()
+
+
+@command
+def curate(
+    videos: Annotated[
+        Path, typer.Argument(help="Folder of videos (mp4, avi, mov, mkv) and/or folders of numbered frames.")
+    ],
+    out: Annotated[Path, typer.Option(help="Dataset folder: OUT/clips/<video>/ and OUT/index.jsonl.")],
+    workers: Annotated[int, typer.Option(help="Videos curated in parallel (processes).")] = 1,
+    shard: Annotated[
+        str, typer.Option(help="Curate only shard i of n ('i/n', 0-based), for several machines.")
+    ] = "0/1",
+    masks: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of user masks: MASKS/<video name>/NNNNN.png per source frame (grey = instance id, "
+            "0 = static). Videos without one use --segmentation-model, else flow-based motion masks."
+        ),
+    ] = None,
+    depth_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Local transformers depth model (e.g. Depth-Anything-V2) aligned to SfM depth by GenXD eq. 2. "
+            "Without it, depth is the nearest SfM point's (coarse: motion strength is less reliable)."
+        ),
+    ] = None,
+    segmentation_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Local transformers semantic segmentation model; pixels of movable classes (person, car, "
+            "animal, ...) are masked out of SfM. Without it, masks come from optical flow."
+        ),
+    ] = None,
+    max_frames: Annotated[int, typer.Option(help="Frames kept per video.")] = 32,
+    stride: Annotated[int, typer.Option(help="Keep every stride-th source frame (ignored with --fps).")] = 1,
+    fps: Annotated[float | None, typer.Option(help="Sample videos at this frame rate instead of by stride.")] = None,
+    size: Annotated[int, typer.Option(help="Longer side of the curated frames, pixels.")] = 256,
+) -> None:
+    """Turn raw videos into labelled training Clips (cameras, depth, masks, motion strength).
+
+    Per video: static-camera test on optical flow, potentially moving masks, masked SfM
+    (pycolmap), depth aligned to the SfM points (GenXD eq. 2), object motion strength (eq. 3-4),
+    and a label: spatial, temporal, hybrid or rejected. Resumable: videos already in
+    OUT/index.jsonl are skipped. A video that cannot be read or registered is recorded with its
+    reason and skipped.
+    """
+    from scene4d.curate.frames import DecodeConfig, find_sources
+    from scene4d.curate.pipeline import CurateConfig, Models, check_run, curate_folder, finished_videos
+
+    part, parts = check_run(parse_shard(shard), workers)
+    config = CurateConfig(decode=DecodeConfig(stride=stride, fps=fps, max_frames=max_frames, size=size))
+
+    already = finished_videos(out / "index.jsonl")
+    total = sum(p.name not in already for p in find_sources(videos)[part::parts])
+    with progress_bar() as progress:
+        task = progress.add_task("curate", total=total)
+
+        def done(record: dict[str, Any]) -> None:
+            progress.advance(task)
+            if record["status"] == "failed":
+                progress.console.print(f"[yellow]{record['video']}: failed: {record['reason']}")
+
+        models = Models(depth=depth_model, segmentation=segmentation_model)
+        records = curate_folder(videos, out, config, workers, (part, parts), masks, models, done)
+    console.print(curation_table(records))
+    console.print(f"index: {out / 'index.jsonl'} ({len(already)} earlier videos skipped)")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'i/n' -> (i, n); raises ``Scene4DError`` for anything else."""
+    try:
+        part, parts = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise Scene4DError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    return part, parts
+
+
+def curation_table(records: list[dict[str, Any]]) -> Table:
+    """Counts per status and label of this run's videos."""
+    table = Table(title="curation")
+    table.add_column("outcome")
+    table.add_column("videos", justify="right")
+    outcomes: dict[str, int] = {}
+    for record in records:
+        key = record["label"] if record["status"] == "ok" else record["status"]
+        outcomes[key] = outcomes.get(key, 0) + 1
+    for key in ("spatial", "temporal", "hybrid", "rejected", "failed"):
+        table.add_row(key, str(outcomes.get(key, 0)))
+    table.add_row("total", str(len(records)))
+    return table
 
 
 @train_command

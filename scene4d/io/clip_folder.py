@@ -93,9 +93,16 @@ def camera_frames(cameras: Cameras, times: np.ndarray) -> list[dict[str, Any]]:
 
 
 def transforms_frames(clip: Clip) -> list[dict[str, Any]]:
-    """Per-frame entries of a Clip folder's ``transforms.json`` (cameras, times, data file paths)."""
+    """Per-frame entries of a Clip folder's ``transforms.json`` (cameras, times, data file paths).
+
+    A curated clip's ``meta["source_index"]`` (each frame's number in its source video) is also
+    written per frame.
+    """
     frames = camera_frames(clip.cameras, clip.times)
+    source_index = clip.meta.get("source_index")
     for index, entry in enumerate(frames):
+        if source_index is not None:
+            entry["source_index"] = int(source_index[index])
         if clip.depth is not None:
             entry["depth_file_path"] = f"depth/{index:04d}.npy"
         if clip.masks is not None:

@@ -33,20 +33,22 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
         Image.fromarray(to_uint8(image)).save(staging)
 
 
-def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
-    """A video file -> frames [T, H, W, 3] float32 in [0, 1] and its frame rate."""
+def read_video(path: str | Path, max_frames: int | None = None, stride: int = 1) -> tuple[np.ndarray, float]:
+    """A video file -> frames [T, H, W, 3] float32 in [0, 1] (every ``stride``-th) and its frame rate."""
     import imageio.v2 as imageio
 
     path = Path(path)
     if not path.is_file():
         raise Scene4DError(f"video not found: {path}")
-    if max_frames is not None and max_frames < 1:
-        raise Scene4DError(f"max_frames must be at least 1, got {max_frames}")
+    if (max_frames is not None and max_frames < 1) or stride < 1:
+        raise Scene4DError(f"max_frames and stride must be at least 1, got {max_frames}, {stride}")
     frames = []
     try:
         with imageio.get_reader(path, format="FFMPEG") as reader:
             fps = float(reader.get_meta_data().get("fps", 0.0))
-            for frame in reader:
+            for index, frame in enumerate(reader):
+                if index % stride:
+                    continue
                 frames.append(np.asarray(frame[..., :3], dtype=np.float32) / 255.0)
                 if max_frames is not None and len(frames) >= max_frames:
                     break
@@ -55,6 +57,17 @@ def read_video(path: str | Path, max_frames: int | None = None) -> tuple[np.ndar
     if not frames:
         raise Scene4DError(f"video has no frames: {path}")
     return np.stack(frames), fps
+
+
+def video_frame_rate(path: str | Path) -> float:
+    """Frames per second stored in a video file (0 when absent or unreadable)."""
+    import imageio.v2 as imageio
+
+    try:
+        with imageio.get_reader(path, format="FFMPEG") as reader:
+            return float(reader.get_meta_data().get("fps", 0.0))
+    except (OSError, RuntimeError, ValueError):
+        return 0.0
 
 
 def write_video(path: str | Path, frames: np.ndarray, fps: float = 10.0) -> None:

@@ -1,0 +1,80 @@
+"""Stage 1 of curation: decode a video (or a folder of numbered frames), sample and resize."""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scene4d.errors import Scene4DError
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    stride: int = 1  # keep every stride-th frame (ignored when fps is set)
+    fps: float | None = None  # sample at this rate instead (videos whose rate is known)
+    max_frames: int = 32  # frames kept per video
+    size: int = 256  # longer side after resizing, pixels
+
+
+@dataclass
+class SourceFrames:
+    frames: np.ndarray  # [T, H, W, 3] float32 in [0, 1]
+    source_index: np.ndarray  # [T] frame numbers in the source
+    fps: float  # source frame rate (0 when unknown)
+
+
+def find_sources(folder: str | Path) -> list[Path]:
+    """Video files and sub-folders of numbered frames directly inside ``folder``, sorted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise Scene4DError(f"videos folder not found: {folder}")
+    sources = []
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+            sources.append(path)
+        elif path.is_dir() and numbered_frames(path):
+            sources.append(path)
+    return sources
+
+
+def numbered_frames(folder: Path) -> list[Path]:
+    """Image files in ``folder`` whose names contain a number, sorted by that number."""
+    images = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and re.search(r"\d+", p.stem)]
+    return sorted(images, key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))
+
+
+def read_source(path: Path, config: DecodeConfig = DecodeConfig()) -> SourceFrames:
+    """Decode, sample (stride or fps) and resize one source; raises ``Scene4DError`` if unreadable."""
+    from scene4d.io.media import read_image, read_video, video_frame_rate
+
+    if path.is_dir():
+        files = numbered_frames(path)
+        stride = config.stride
+        picked = list(range(0, len(files), stride))[: config.max_frames]
+        frames = np.stack([read_image(files[i]) for i in picked]) if picked else np.zeros((0, 1, 1, 3), np.float32)
+        fps = 0.0
+    else:
+        fps = video_frame_rate(path)
+        stride = max(1, round(fps / config.fps)) if config.fps and fps > 0 else config.stride
+        frames = read_video(path, max_frames=config.max_frames, stride=stride)[0]
+        picked = list(range(0, stride * len(frames), stride))
+    if len(frames) == 0:
+        raise Scene4DError(f"no frames in {path}")
+    return SourceFrames(resize_longer_side(frames, config.size), np.array(picked, np.int64), fps)
+
+
+def resize_longer_side(frames: np.ndarray, size: int) -> np.ndarray:
+    """Frames [T, H, W, 3] resized (area) so the longer side is ``size``, sides rounded to even."""
+    import cv2
+
+    height, width = frames.shape[1:3]
+    scale = size / max(height, width)
+    new_w, new_h = max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
+    if (new_w, new_h) == (width, height):
+        return frames
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(frame, (new_w, new_h), interpolation=interpolation) for frame in frames])

@@ -1,0 +1,245 @@
+"""Curation of one video and of a folder of videos into labelled training Clips.
+
+Per video: decode -> static-camera test -> potentially moving masks -> masked SfM -> depth
+aligned to the SfM points (GenXD eq. 2) -> object motion strength (eq. 3-4) -> label. The
+labels follow DimensionX's dataset kinds: ``spatial`` (camera moves, nothing else), ``temporal``
+(camera still, objects move), ``hybrid`` (both); a still camera over a still scene, black
+frames or a single frame are rejected, and a video SfM cannot register fails.
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scene4d.curate.depth import (
+    DepthEstimator,
+    align_depth_video,
+    interpolated_sparse_depth,
+    sparse_depth,
+    transformers_depth,
+)
+from scene4d.curate.flow import static_camera_score
+from scene4d.curate.frames import DecodeConfig, SourceFrames, find_sources, read_source
+from scene4d.curate.masks import MaskConfig, motion_masks, read_user_masks, segmentation_masks, sfm_mask
+from scene4d.curate.motion import motion_strength
+from scene4d.curate.sfm import SfMConfig, estimate_cameras
+from scene4d.errors import Scene4DError
+from scene4d.io import Clip, save_clip
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    masks: MaskConfig = field(default_factory=MaskConfig)
+    sfm: SfMConfig = field(default_factory=SfMConfig)
+    static_camera_max: float = 0.03  # camera-induced motion (% of diagonal per frame) of a still camera
+    moving_strength_min: float = 0.002  # motion strength (eq. 4, per frame) above which objects move
+    black_max: float = 0.02  # frames whose brightest pixel is below this are black
+
+
+@dataclass
+class Curated:
+    record: dict[str, Any]  # one line of index.jsonl (without "video" and "clip")
+    clip: Clip | None  # None unless status is "ok"
+
+
+def label(camera_static: bool, strength: float, config: CurateConfig) -> str:
+    """``temporal`` / ``spatial`` / ``hybrid``, or ``reject`` when neither camera nor objects move."""
+    moving = strength >= config.moving_strength_min
+    if camera_static:
+        return "temporal" if moving else "reject"
+    return "hybrid" if moving else "spatial"
+
+
+def curate_frames(
+    source: SourceFrames,
+    config: CurateConfig = CurateConfig(),
+    objects: np.ndarray | None = None,  # [T, H, W] instance ids of potentially moving pixels
+    depth_estimator: DepthEstimator | None = None,
+) -> Curated:
+    """Annotate one decoded video. Bad input is a ``rejected`` record; SfM failure ``failed``."""
+    frames = source.frames
+    record: dict[str, Any] = {"label": None, "camera_static": None, "camera_static_score": None}
+    record.update(motion_strength=None, registered_frames=0)
+    if len(frames) < 2:
+        return Curated({**record, "status": "rejected", "reason": "a single frame"}, None)
+    if float(frames.max(axis=(1, 2, 3)).mean()) < config.black_max:
+        return Curated({**record, "status": "rejected", "reason": "black frames"}, None)
+    score = static_camera_score(frames)
+    record.update(camera_static_score=score, camera_static=score < config.static_camera_max)
+    objects = motion_masks(frames, config.masks) if objects is None else objects
+    relative = None if depth_estimator is None else depth_estimator(frames)
+    try:
+        sfm = estimate_cameras(frames, sfm_mask(objects, config.masks.dilate), None, config.sfm)
+    except Scene4DError as error:
+        return Curated({**record, "status": "failed", "reason": str(error)}, None)
+    keep = sfm.registered
+    record["registered_frames"] = len(keep)
+    frames, objects = frames[keep], objects[keep]
+    sparse = sparse_depth(sfm.cameras, sfm.points)
+    if relative is None:
+        depth = interpolated_sparse_depth(sparse)
+    elif len(sfm.points):
+        depth = align_depth_video(relative[keep], sparse)
+    else:
+        depth = relative[keep]
+    strength, per_object = motion_strength(frames, sfm.cameras, depth, objects)
+    kind = label(record["camera_static"], strength, config)
+    record.update(motion_strength=strength, label=kind)
+    if kind == "reject":
+        return Curated({**record, "status": "rejected", "reason": "neither the camera nor objects move"}, None)
+    clip = curated_clip(source, keep, frames, sfm.cameras, depth, objects, kind, strength, per_object)
+    return Curated({**record, "status": "ok", "reason": None}, clip)
+
+
+def curated_clip(
+    source: SourceFrames,
+    keep: np.ndarray,
+    frames: np.ndarray,
+    cameras,
+    depth: np.ndarray,
+    objects: np.ndarray,
+    kind: str,
+    strength: float,
+    per_object: dict[int, float],
+) -> Clip:
+    """The accepted frames as a Clip; times span [0, 1] over source frame numbers (0 if spatial)."""
+    index = source.source_index[keep]
+    span = max(int(index[-1] - index[0]), 1)
+    times = np.zeros(len(index)) if kind == "spatial" else (index - index[0]) / span
+    meta = {
+        "kind": kind,
+        "source": "scene4d.curate",
+        "source_index": index.tolist(),
+        "source_fps": source.fps,
+        "motion_strength": strength,
+        "motion_strength_per_object": {str(k): v for k, v in per_object.items()},
+    }
+    return Clip(frames, cameras.relative_to(0), times, depth, objects, meta)
+
+
+@dataclass(frozen=True)
+class Models:
+    """Optional local transformers models; None means the weight-free default."""
+
+    depth: Path | None = None  # depth estimator (e.g. Depth-Anything-V2)
+    segmentation: Path | None = None  # semantic segmentation for potentially moving masks
+
+
+def curate_one(path: Path, out: Path, config: CurateConfig, user_masks: Path | None, models: Models) -> dict[str, Any]:
+    """Curate ``path`` into ``out/clips/<name>``; the index record (never raises on bad input).
+
+    Masks come from ``user_masks/<name>/`` when present, else the segmentation model, else flow.
+    """
+    name = path.stem if path.is_file() else path.name
+    try:
+        source = read_source(path, config.decode)
+        objects = None
+        if user_masks is not None and (user_masks / name).is_dir():
+            objects = read_user_masks(user_masks / name, source.source_index, source.frames.shape[1:3])
+        elif models.segmentation is not None:
+            objects = segmentation_masks(models.segmentation)(source.frames)
+        estimator = None if models.depth is None else transformers_depth(models.depth)
+        curated = curate_frames(source, config, objects, estimator)
+    except Scene4DError as error:
+        curated = Curated({"status": "failed", "reason": str(error)}, None)
+    except Exception as error:  # noqa: BLE001 -- one broken video must not stop a dataset run
+        reason = f"{type(error).__name__}: {error}".splitlines()[0]
+        curated = Curated({"status": "failed", "reason": reason}, None)
+    clip_path = None
+    if curated.clip is not None:
+        clip_path = f"clips/{name}"
+        save_clip(curated.clip, out / clip_path)
+    return {"video": path.name, **index_defaults(), **curated.record, "clip": clip_path}
+
+
+def index_defaults() -> dict[str, Any]:
+    return {
+        "status": None,
+        "reason": None,
+        "label": None,
+        "camera_static": None,
+        "camera_static_score": None,
+        "motion_strength": None,
+        "registered_frames": 0,
+    }
+
+
+def check_run(shard: tuple[int, int], workers: int) -> tuple[int, int]:
+    """The shard (i, n) when ``0 <= i < n`` and ``workers >= 1``; else ``Scene4DError``."""
+    part, parts = shard
+    if not 0 <= part < parts:
+        raise Scene4DError(f"shard must be i/n with 0 <= i < n, got {part}/{parts}")
+    if workers < 1:
+        raise Scene4DError(f"workers must be at least 1, got {workers}")
+    return part, parts
+
+
+def finished_videos(index_path: Path) -> set[str]:
+    """Videos already recorded in ``index.jsonl`` (a torn last line is ignored)."""
+    if not index_path.is_file():
+        return set()
+    done = set()
+    for line in index_path.read_text().splitlines():
+        try:
+            done.add(json.loads(line)["video"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return done
+
+
+def append_record(index_path: Path, record: dict[str, Any]) -> None:
+    """One JSON line, flushed and synced so that a crash loses at most the line being written."""
+    import os
+
+    line = json.dumps(record) + "\n"
+    torn = index_path.is_file() and index_path.stat().st_size > 0 and not index_path.read_bytes().endswith(b"\n")
+    with open(index_path, "a") as handle:
+        handle.write(("\n" if torn else "") + line)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def curate_folder(
+    videos: Path,
+    out: Path,
+    config: CurateConfig = CurateConfig(),
+    workers: int = 1,
+    shard: tuple[int, int] = (0, 1),
+    user_masks: Path | None = None,
+    models: Models = Models(),
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Curate every source of ``videos`` in shard ``i`` of ``n`` into ``out``; resumable.
+
+    Sources already in ``out/index.jsonl`` are skipped; each finished source appends its record
+    at once, so an interrupted run loses at most the videos in flight. Returns this run's records.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    part, parts = check_run(shard, workers)
+    out.mkdir(parents=True, exist_ok=True)
+    index_path = out / "index.jsonl"
+    done = finished_videos(index_path)
+    todo = [p for p in find_sources(videos)[part::parts] if p.name not in done]
+    records = []
+
+    def finish(record: dict[str, Any]) -> None:
+        append_record(index_path, record)
+        records.append(record)
+        if on_done is not None:
+            on_done(record)
+
+    if workers == 1:
+        for path in todo:
+            finish(curate_one(path, out, config, user_masks, models))
+    else:
+        repeat = [[value] * len(todo) for value in (out, config, user_masks, models)]
+        with ProcessPoolExecutor(workers) as pool:
+            for record in pool.map(curate_one, todo, *repeat):
+                finish(record)
+    return records

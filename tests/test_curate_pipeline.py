@@ -1,0 +1,153 @@
+"""Curation end to end: decoding, labels, the dataset index, resuming, bad input, the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from scene4d.cli import app
+from scene4d.curate.frames import DecodeConfig, find_sources, read_source
+from scene4d.curate.masks import read_user_masks
+from scene4d.curate.pipeline import CurateConfig, curate_folder, label
+from scene4d.errors import Scene4DError
+from scene4d.eval.camera import rotation_error_deg
+from scene4d.io import load_clip, write_image, write_video
+from scene4d.synth import SynthConfig, make_clip
+
+INDEX_KEYS = {
+    "video",
+    "status",
+    "reason",
+    "label",
+    "camera_static",
+    "camera_static_score",
+    "motion_strength",
+    "registered_frames",
+    "clip",
+}
+
+
+def write_mask_images(folder, masks):
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for index, mask in enumerate(masks):
+        Image.fromarray(mask.astype(np.uint8)).save(folder / f"{index:05d}.png")
+
+
+def write_frames(folder, frames, names=None):
+    folder.mkdir(parents=True)
+    for index, frame in enumerate(frames):
+        write_image(folder / (names[index] if names else f"frame_{index}.png"), frame)
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return {
+        "still": make_clip(SynthConfig("temporal", 96, 9, supersample=1, speed=1.5), seed=8),
+        "pan": make_clip(SynthConfig("spatial", 128, 12, trajectory="pan-right"), seed=9),
+    }
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory, clips):
+    folder = tmp_path_factory.mktemp("videos")
+    write_frames(folder / "still", clips["still"].frames)
+    write_frames(folder / "pan", clips["pan"].frames)
+    write_mask_images(folder.parent / "user_masks" / "pan", clips["pan"].masks)
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    write_video(folder / "black.mp4", np.zeros((6, 32, 32, 3)))
+    write_frames(folder / "single", np.random.default_rng(0).random((1, 32, 32, 3)))
+    (folder / "notes.txt").write_text("not a source")
+    return folder
+
+
+def test_read_source_samples_by_stride_and_orders_frames_by_number(tmp_path):
+    frames = np.random.default_rng(1).random((12, 20, 40, 3)).astype(np.float32)
+    write_frames(tmp_path / "seq", frames, [f"img_{i}.png" for i in range(12)])  # img_10 after img_9
+    source = read_source(tmp_path / "seq", DecodeConfig(stride=3, max_frames=3, size=40))
+    np.testing.assert_array_equal(source.source_index, [0, 3, 6])
+    np.testing.assert_allclose(source.frames, frames[[0, 3, 6]], atol=1 / 255)
+    small = read_source(tmp_path / "seq", DecodeConfig(max_frames=2, size=20))
+    assert small.frames.shape == (2, 10, 20, 3)
+
+
+def test_read_source_samples_videos_at_a_frame_rate(tmp_path):
+    write_video(tmp_path / "clip.mp4", np.random.default_rng(2).random((20, 32, 32, 3)), fps=20)
+    source = read_source(tmp_path / "clip.mp4", DecodeConfig(fps=5, max_frames=4, size=32))
+    np.testing.assert_array_equal(source.source_index, [0, 4, 8, 12])
+    assert source.fps == 20
+
+
+@pytest.mark.parametrize(
+    ("camera_static", "strength", "expected"),
+    [(True, 0.01, "temporal"), (False, 0.01, "hybrid"), (False, 0.0, "spatial"), (True, 0.0, "reject")],
+)
+def test_labels_follow_camera_and_object_motion(camera_static, strength, expected):
+    assert label(camera_static, strength, CurateConfig()) == expected
+
+
+def test_user_masks_are_read_by_source_frame_number(tmp_path):
+    from PIL import Image
+
+    tmp_path.joinpath("m").mkdir()
+    for index in (0, 4):
+        Image.fromarray(np.full((8, 8), index + 1, np.uint8)).save(tmp_path / "m" / f"{index:05d}.png")
+    masks = read_user_masks(tmp_path / "m", np.array([4, 0]), (4, 4))
+    assert masks.shape == (2, 4, 4) and masks[0, 0, 0] == 5 and masks[1, 0, 0] == 1
+    with pytest.raises(Scene4DError, match="frame 2"):
+        read_user_masks(tmp_path / "m", np.array([2]), (4, 4))
+
+
+def test_curate_folder_labels_records_and_resumes(videos, clips, tmp_path):
+    out = tmp_path / "dataset"
+    user_masks = videos.parent / "user_masks"  # the pan's instance masks; the others use flow masks
+    config = CurateConfig(decode=DecodeConfig(size=128))
+    records = curate_folder(videos, out, config, user_masks=user_masks)
+    lines = [json.loads(line) for line in (out / "index.jsonl").read_text().splitlines()]
+    assert [r["video"] for r in lines] == [p.name for p in find_sources(videos)] == [r["video"] for r in records]
+    assert all(set(r) == INDEX_KEYS for r in lines)
+    by_video = {r["video"]: r for r in lines}
+    assert by_video["broken.mp4"]["status"] == "failed" and "cannot read" in by_video["broken.mp4"]["reason"]
+    assert by_video["black.mp4"]["reason"] == "black frames" and by_video["single"]["reason"] == "a single frame"
+    still, pan = by_video["still"], by_video["pan"]
+    assert (still["status"], still["label"], still["camera_static"]) == ("ok", "temporal", True)
+    assert (pan["status"], pan["camera_static"]) == ("ok", False)
+    assert pan["label"] == label(False, pan["motion_strength"], config)  # low-resolution tracking noise may
+    # read as slight object motion, so the label is checked against the rule, not against "spatial"
+
+    curated = load_clip(out / pan["clip"])
+    transforms = json.loads((out / pan["clip"] / "transforms.json").read_text())
+    assert [f["source_index"] for f in transforms["frames"]] == list(range(12))
+    assert curated.meta["kind"] == pan["label"]
+    np.testing.assert_array_equal(curated.masks, clips["pan"].masks)
+    truth = clips["pan"].cameras
+    relative_est = curated.cameras.R[-1].double() @ curated.cameras.R[0].double().T
+    relative_true = truth.R[-1].double() @ truth.R[0].double().T
+    assert rotation_error_deg(relative_est, relative_true) < 2.5  # within 8% of a 31-degree pan at 128 px
+    assert torch.allclose(curated.cameras.w2c[0], torch.eye(4), atol=1e-5)
+    temporal = load_clip(out / still["clip"])
+    np.testing.assert_allclose(temporal.times, np.linspace(0, 1, 9), atol=1e-6)
+
+    assert curate_folder(videos, out, user_masks=user_masks) == []  # everything is done
+    kept = [line for line in (out / "index.jsonl").read_text().splitlines() if '"single"' not in line]
+    (out / "index.jsonl").write_text("\n".join(kept) + '\n{"video": "tor')  # a torn last line
+    again = curate_folder(videos, out, user_masks=user_masks)
+    assert [r["video"] for r in again] == ["single"]
+    assert json.loads((out / "index.jsonl").read_text().splitlines()[-1])["video"] == "single"
+
+
+def test_curate_command_prints_a_summary_and_rejects_a_bad_shard(videos, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["curate", str(videos), "--out", str(tmp_path / "d"), "--shard", "1/2", "--size", "128"]
+    )
+    assert result.exit_code == 0, result.output
+    sources = [p.name for p in find_sources(videos)][1::2]
+    lines = (tmp_path / "d" / "index.jsonl").read_text().splitlines()
+    assert [json.loads(line)["video"] for line in lines] == sources
+    assert "total" in result.stderr and str(len(sources)) in result.stderr
+    bad = runner.invoke(app, ["curate", str(videos), "--out", str(tmp_path / "e"), "--shard", "2/2"])
+    assert bad.exit_code == 2 and "shard" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
