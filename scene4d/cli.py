@@ -339,6 +339,10 @@ def curate(
     stride: Annotated[int, typer.Option(help="Keep every stride-th source frame (ignored with --fps).")] = 1,
     fps: Annotated[float | None, typer.Option(help="Sample videos at this frame rate instead of by stride.")] = None,
     size: Annotated[int, typer.Option(help="Longer side of the curated frames, pixels.")] = 256,
+    focal: Annotated[
+        float | None,
+        typer.Option(help="Known focal length in pixels at --size (all videos); estimated by SfM when omitted."),
+    ] = None,
 ) -> None:
     """Turn raw videos into labelled training Clips (cameras, depth, masks, motion strength).
 
@@ -352,7 +356,7 @@ def curate(
     from scene4d.curate.pipeline import CurateConfig, Models, check_run, curate_folder, finished_videos
 
     part, parts = check_run(parse_shard(shard), workers)
-    config = CurateConfig(decode=DecodeConfig(stride=stride, fps=fps, max_frames=max_frames, size=size))
+    config = CurateConfig(decode=DecodeConfig(stride=stride, fps=fps, max_frames=max_frames, size=size), focal_px=focal)
 
     already = finished_videos(out / "index.jsonl")
     total = sum(p.name not in already for p in find_sources(videos)[part::parts])

@@ -60,6 +60,7 @@ def videos(tmp_path_factory, clips):
     (folder / "broken.mp4").write_bytes(b"not a video")
     write_video(folder / "black.mp4", np.zeros((6, 32, 32, 3)))
     write_frames(folder / "single", np.random.default_rng(0).random((1, 32, 32, 3)))
+    write_frames(folder / "noise", np.random.default_rng(3).random((6, 64, 64, 3)))  # nothing to register
     (folder / "notes.txt").write_text("not a source")
     return folder
 
@@ -112,6 +113,7 @@ def test_curate_folder_labels_records_and_resumes(videos, clips, tmp_path):
     by_video = {r["video"]: r for r in lines}
     assert by_video["broken.mp4"]["status"] == "failed" and "cannot read" in by_video["broken.mp4"]["reason"]
     assert by_video["black.mp4"]["reason"] == "black frames" and by_video["single"]["reason"] == "a single frame"
+    assert by_video["noise"]["status"] == "failed" and by_video["noise"]["reason"].startswith("sfm:")
     still, pan = by_video["still"], by_video["pan"]
     assert (still["status"], still["label"], still["camera_static"]) == ("ok", "temporal", True)
     assert (pan["status"], pan["camera_static"]) == ("ok", False)
@@ -121,7 +123,7 @@ def test_curate_folder_labels_records_and_resumes(videos, clips, tmp_path):
     curated = load_clip(out / pan["clip"])
     transforms = json.loads((out / pan["clip"] / "transforms.json").read_text())
     assert [f["source_index"] for f in transforms["frames"]] == list(range(12))
-    assert curated.meta["kind"] == pan["label"]
+    assert curated.meta["kind"] == pan["label"] and curated.meta["unregistered_source_index"] == []
     np.testing.assert_array_equal(curated.masks, clips["pan"].masks)
     truth = clips["pan"].cameras
     relative_est = curated.cameras.R[-1].double() @ curated.cameras.R[0].double().T

@@ -26,7 +26,7 @@ from scene4d.curate.flow import static_camera_score
 from scene4d.curate.frames import DecodeConfig, SourceFrames, find_sources, read_source
 from scene4d.curate.masks import MaskConfig, motion_masks, read_user_masks, segmentation_masks, sfm_mask
 from scene4d.curate.motion import motion_strength
-from scene4d.curate.sfm import SfMConfig, estimate_cameras
+from scene4d.curate.sfm import SfMConfig, centred_intrinsics, estimate_cameras
 from scene4d.errors import Scene4DError
 from scene4d.io import Clip, save_clip
 
@@ -39,6 +39,7 @@ class CurateConfig:
     static_camera_max: float = 0.03  # camera-induced motion (% of diagonal per frame) of a still camera
     moving_strength_min: float = 0.002  # motion strength (eq. 4, per frame) above which objects move
     black_max: float = 0.02  # frames whose brightest pixel is below this are black
+    focal_px: float | None = None  # known focal length at the curated size (principal point centred)
 
 
 @dataclass
@@ -74,7 +75,8 @@ def curate_frames(
     objects = motion_masks(frames, config.masks) if objects is None else objects
     relative = None if depth_estimator is None else depth_estimator(frames)
     try:
-        sfm = estimate_cameras(frames, sfm_mask(objects, config.masks.dilate), None, config.sfm)
+        K = None if config.focal_px is None else centred_intrinsics(config.focal_px, frames.shape[2], frames.shape[1])  # noqa: N806
+        sfm = estimate_cameras(frames, sfm_mask(objects, config.masks.dilate), K, config.sfm)
     except Scene4DError as error:
         return Curated({**record, "status": "failed", "reason": str(error)}, None)
     keep = sfm.registered
@@ -116,6 +118,7 @@ def curated_clip(
         "source": "scene4d.curate",
         "source_index": index.tolist(),
         "source_fps": source.fps,
+        "unregistered_source_index": sorted(set(source.source_index.tolist()) - set(index.tolist())),
         "motion_strength": strength,
         "motion_strength_per_object": {str(k): v for k, v in per_object.items()},
     }

@@ -275,11 +275,10 @@ def intrinsics_from_rotations(homographies: list[np.ndarray], width: int, height
     grid = side * np.geomspace(0.3, 5.0, 120)
     errors = [orthogonality_error(f) for f in grid]
     best = int(np.argmin(errors))
-    if best in (0, len(grid) - 1) or orthogonality_error(1.2 * side) <= 1.5 * errors[best] + 1e-9:
+    if best in (0, len(grid) - 1) or orthogonality_error(DEFAULT_FOCAL_FACTOR * side) <= 1.5 * errors[best] + 1e-9:
         return default_intrinsics(width, height)  # no interior minimum: focal length unobservable
-    fine = np.linspace(grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)], 41)
-    focal = float(fine[int(np.argmin([orthogonality_error(f) for f in fine]))])
-    return torch.tensor([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], dtype=torch.float64)
+    fine = np.linspace(grid[best - 1], grid[best + 1], 41)
+    return centred_intrinsics(float(fine[int(np.argmin([orthogonality_error(f) for f in fine]))]), width, height)
 
 
 def fitted_homography(points: np.ndarray, moved: np.ndarray, config: SfMConfig) -> np.ndarray | None:
@@ -303,5 +302,9 @@ def nearest_rotation(matrix: np.ndarray) -> np.ndarray:
 
 def default_intrinsics(width: int, height: int) -> Tensor:
     """[3, 3] K with COLMAP's prior focal length and the principal point at the image centre."""
-    focal = DEFAULT_FOCAL_FACTOR * max(width, height)
-    return torch.tensor([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], dtype=torch.float64)
+    return centred_intrinsics(DEFAULT_FOCAL_FACTOR * max(width, height), width, height)
+
+
+def centred_intrinsics(focal_px: float, width: int, height: int) -> Tensor:
+    """[3, 3] K with square pixels and the principal point at the image centre."""
+    return torch.tensor([[focal_px, 0, width / 2], [0, focal_px, height / 2], [0, 0, 1]], dtype=torch.float64)
