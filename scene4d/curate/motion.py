@@ -43,7 +43,7 @@ def motion_strength(
     depth: np.ndarray,  # [T, H, W] aligned z-depth
     objects: np.ndarray,  # [T, H, W] instance ids (persistent over frames), 0 = background
     points_per_object: int = 64,
-    min_points: int = 8,
+    min_points: int = 4,
     min_pairs: float = 0.25,
     tracker: Tracker = track_points,
 ) -> tuple[float, dict[int, float]]:

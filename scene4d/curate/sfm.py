@@ -36,7 +36,7 @@ class SfMConfig:
     min_registered_fraction: float = 0.8  # below this the video is reported as an SfM failure
     rotation_residual_px: float = 1.0  # rotation-only cameras: median static-corner homography residual
     keyframe_gap: int = 6  # rotation-only cameras: frames tracked from one keyframe at most
-    num_threads: int = 2
+    num_threads: int = 1  # COLMAP with more threads varies from run to run; use --workers for parallelism
     seed: int = 0
 
 
@@ -106,6 +106,8 @@ def masked_sfm(
         pycolmap.match_sequential(
             database,
             pairing_options=pycolmap.SequentialPairingOptions(overlap=config.overlap, quadratic_overlap=False),
+            matching_options=matching_options(config),
+            verification_options=verification_options(config),
             device=pycolmap.Device.cpu,
         )
         models = pycolmap.incremental_mapping(
@@ -157,12 +159,31 @@ def extraction_options(config: SfMConfig):
     return options
 
 
+def matching_options(config: SfMConfig):
+    import pycolmap
+
+    options = pycolmap.FeatureMatchingOptions()
+    options.num_threads = config.num_threads
+    return options
+
+
+def verification_options(config: SfMConfig):
+    """Two-view geometry with a seeded RANSAC (COLMAP seeds it from the clock by default)."""
+    import pycolmap
+
+    options = pycolmap.TwoViewGeometryOptions()
+    options.ransac.random_seed = config.seed
+    return options
+
+
 def mapper_options(config: SfMConfig, intrinsics_known: bool):
     import pycolmap
 
     options = pycolmap.IncrementalPipelineOptions()
     options.num_threads = config.num_threads
     options.random_seed = config.seed
+    options.mapper.random_seed = config.seed
+    options.triangulation.random_seed = config.seed
     options.multiple_models = True
     options.ba_refine_focal_length = not intrinsics_known
     options.ba_refine_principal_point = False
