@@ -28,6 +28,7 @@ from scene4d.curate.masks import MaskConfig, motion_masks, read_user_masks, segm
 from scene4d.curate.motion import motion_strength
 from scene4d.curate.sfm import SfMConfig, centred_intrinsics, estimate_cameras
 from scene4d.errors import Scene4DError
+from scene4d.geometry import Cameras
 from scene4d.io import Clip, save_clip
 
 
@@ -74,8 +75,9 @@ def curate_frames(
     record.update(camera_static_score=score, camera_static=score < config.static_camera_max)
     objects = motion_masks(frames, config.masks) if objects is None else objects
     relative = None if depth_estimator is None else depth_estimator(frames)
+    height, width = frames.shape[1:3]
+    K = None if config.focal_px is None else centred_intrinsics(config.focal_px, width, height)  # noqa: N806
     try:
-        K = None if config.focal_px is None else centred_intrinsics(config.focal_px, frames.shape[2], frames.shape[1])  # noqa: N806
         sfm = estimate_cameras(frames, sfm_mask(objects, config.masks.dilate), K, config.sfm)
     except Scene4DError as error:
         return Curated({**record, "status": "failed", "reason": str(error)}, None)
@@ -102,7 +104,7 @@ def curated_clip(
     source: SourceFrames,
     keep: np.ndarray,
     frames: np.ndarray,
-    cameras,
+    cameras: Cameras,
     depth: np.ndarray,
     objects: np.ndarray,
     kind: str,
