@@ -151,5 +151,7 @@ def test_curate_command_prints_a_summary_and_rejects_a_bad_shard(videos, tmp_pat
     lines = (tmp_path / "d" / "index.jsonl").read_text().splitlines()
     assert [json.loads(line)["video"] for line in lines] == sources
     assert "total" in result.stderr and str(len(sources)) in result.stderr
-    bad = runner.invoke(app, ["curate", str(videos), "--out", str(tmp_path / "e"), "--shard", "2/2"])
-    assert bad.exit_code == 2 and "shard" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    for option, value, word in (("--shard", "2/2", "shard"), ("--stride", "0", "stride")):
+        bad = runner.invoke(app, ["curate", str(videos), "--out", str(tmp_path / "e"), option, value])
+        assert bad.exit_code == 2 and word in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "e").exists()

@@ -19,6 +19,13 @@ class DecodeConfig:
     max_frames: int = 32  # frames kept per video
     size: int = 256  # longer side after resizing, pixels
 
+    def __post_init__(self) -> None:
+        if self.stride < 1 or self.max_frames < 1 or self.size < 16 or (self.fps is not None and self.fps <= 0):
+            raise Scene4DError(
+                f"decode: need stride >= 1, max frames >= 1, size >= 16 and fps > 0, got {self.stride}, "
+                f"{self.max_frames}, {self.size}, {self.fps}"
+            )
+
 
 @dataclass
 class SourceFrames:
