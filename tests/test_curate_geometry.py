@@ -133,3 +133,12 @@ def test_masked_sfm_recovers_an_orbit_and_is_deterministic():
         errors.append(rotation_error_deg(estimated, expected))
         turns.append(rotation_error_deg(torch.eye(3, dtype=torch.float64), expected))
     assert np.median(errors) < 1.0 and max(errors) < 0.2 * max(turns)
+
+
+def test_plausible_focal_lengths_span_common_fields_of_view():
+    from scene4d.curate.sfm import plausible_focal
+    from scene4d.geometry import Cameras
+
+    assert plausible_focal(Cameras.from_fov(55.0, 256, 128))  # 246 px on a 256 px side
+    assert not plausible_focal(Cameras.from_fov(150.0, 256, 128))  # 34 px: what a drifting BA can reach
+    assert not plausible_focal(Cameras.from_fov(5.0, 256, 128))

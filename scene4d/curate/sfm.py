@@ -62,11 +62,15 @@ def estimate_cameras(
     """Masked COLMAP SfM, or rotations from homographies when the camera does not translate.
 
     COLMAP cannot triangulate a camera that only rotates (or stands still) and fails; then the
-    static pixels must follow homographies. Raises ``Scene4DError`` naming why when neither
+    static pixels must follow homographies. When COLMAP refines the focal length to an
+    implausible value (short clips with little parallax let it drift), SfM is run again with
+    the focal length fixed at COLMAP's prior. Raises ``Scene4DError`` naming why when neither
     registers ``min_registered_fraction`` of the frames.
     """
     try:
         result = masked_sfm(frames, moving, K, config)
+        if K is None and not plausible_focal(result.cameras):
+            result = masked_sfm(frames, moving, default_intrinsics(frames.shape[2], frames.shape[1]), config)
         if len(result.registered) >= config.min_registered_fraction * len(frames):
             return result
         reason = f"sfm: COLMAP registered {len(result.registered)} of {len(frames)} frames"
@@ -319,6 +323,13 @@ def nearest_rotation(matrix: np.ndarray) -> np.ndarray:
     u, _, v_t = np.linalg.svd(matrix)
     rotation = u @ v_t
     return rotation if np.linalg.det(rotation) > 0 else -rotation
+
+
+def plausible_focal(cameras: Cameras, low: float = 0.4, high: float = 4.0) -> bool:
+    """Whether the focal length lies within [low, high] x the longer side (fields of view of
+    about 14-100 degrees)."""
+    side = max(cameras.width, cameras.height)
+    return bool(((cameras.K[:, 0, 0] >= low * side) & (cameras.K[:, 0, 0] <= high * side)).all())
 
 
 def default_intrinsics(width: int, height: int) -> Tensor:
