@@ -86,11 +86,10 @@ def test_sparse_depth_returns_the_depth_of_projected_points():
 def test_align_depth_is_eq_2_evaluated_by_hand():
     relative = np.array([[1.0, 2.0], [3.0, 10.0]])
     sparse = np.array([[2.0, 5.0], [np.nan, 9.0]])
-    alpha = np.median([2.0, 5.0, 9.0]) / np.median([1.0, 2.0, 10.0])  # 5 / 2
-    beta = np.median([2.0 - alpha * 1, 5.0 - alpha * 2, 9.0 - alpha * 10])
-    aligned, got_alpha, got_beta = align_depth(relative, sparse)
-    assert (got_alpha, got_beta) == pytest.approx((alpha, beta))
-    np.testing.assert_allclose(aligned, alpha * relative + beta)
+    # alpha = median(2, 5, 9) / median(1, 2, 10) = 5 / 2; beta = median(-0.5, 0, -16) = -0.5
+    aligned, alpha, beta = align_depth(relative, sparse)
+    assert (alpha, beta) == pytest.approx((2.5, -0.5))
+    np.testing.assert_allclose(aligned, [[2.0, 4.5], [7.0, 24.5]])
 
 
 def test_align_depth_undoes_a_pure_scale_exactly_and_needs_points():

@@ -94,10 +94,10 @@ def test_user_masks_are_read_by_source_frame_number(tmp_path):
     from PIL import Image
 
     tmp_path.joinpath("m").mkdir()
-    for index in (0, 4):
-        Image.fromarray(np.full((8, 8), index + 1, np.uint8)).save(tmp_path / "m" / f"{index:05d}.png")
+    Image.fromarray(np.full((8, 8), 1, np.uint8)).save(tmp_path / "m" / "00000.png")
+    Image.fromarray(np.full((8, 8), 300, np.uint16)).save(tmp_path / "m" / "00004.png")  # 16-bit, as save_clip writes
     masks = read_user_masks(tmp_path / "m", np.array([4, 0]), (4, 4))
-    assert masks.shape == (2, 4, 4) and masks[0, 0, 0] == 5 and masks[1, 0, 0] == 1
+    assert masks.shape == (2, 4, 4) and masks[0, 0, 0] == 300 and masks[1, 0, 0] == 1
     with pytest.raises(Scene4DError, match="frame 2"):
         read_user_masks(tmp_path / "m", np.array([2]), (4, 4))
 
@@ -117,8 +117,9 @@ def test_curate_folder_labels_records_and_resumes(videos, clips, tmp_path):
     still, pan = by_video["still"], by_video["pan"]
     assert (still["status"], still["label"], still["camera_static"]) == ("ok", "temporal", True)
     assert (pan["status"], pan["camera_static"]) == ("ok", False)
-    assert pan["label"] == label(False, pan["motion_strength"], config)  # low-resolution tracking noise may
-    # read as slight object motion, so the label is checked against the rule, not against "spatial"
+    # the frozen scene measures well below the moving one (at 128 px, tracking noise on static
+    # objects can still pass the label threshold, so the label itself is not pinned)
+    assert pan["motion_strength"] < 0.5 * still["motion_strength"]
 
     curated = load_clip(out / pan["clip"])
     transforms = json.loads((out / pan["clip"] / "transforms.json").read_text())

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scene4d.errors import Scene4DError
 from scene4d.io.media import to_uint8
 
 
@@ -47,7 +48,7 @@ def camera_motion(flow: np.ndarray, threshold_px: float = 1.0) -> CameraMotion:
     points, vectors = flow_samples(flow)
     homography, inliers = cv2.findHomography(points, points + vectors, cv2.RANSAC, threshold_px, maxIters=2000)
     if homography is None:
-        homography, inliers = np.eye(3), np.zeros(len(points), np.uint8)
+        raise Scene4DError("flow: no dominant motion found (a degenerate frame pair)")
     return CameraMotion(homography, inliers[:, 0].astype(bool), points, vectors)
 
 

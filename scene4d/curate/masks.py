@@ -140,7 +140,8 @@ def label_regions(moving: np.ndarray) -> np.ndarray:
 def read_user_masks(folder: str | Path, source_index: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Instance ids [T, H, W] from ``folder/NNNNN.png``, one image per source frame number.
 
-    Grey values are instance ids (0 = static); any image size is resized (nearest) to ``shape``.
+    Grey values (8- or 16-bit) are instance ids (0 = static); any image size is resized (nearest)
+    to ``shape``.
     """
     from PIL import Image
 
@@ -151,8 +152,8 @@ def read_user_masks(folder: str | Path, source_index: np.ndarray, shape: tuple[i
         if not path.is_file():
             raise Scene4DError(f"mask not found for frame {int(index)}: {path}")
         with Image.open(path) as image:
-            grey = image.convert("L").resize((shape[1], shape[0]), Image.NEAREST)
-        masks.append(np.asarray(grey, dtype=np.int32))
+            ids = image if image.mode in ("L", "I", "I;16") else image.convert("L")  # 16-bit ids stay whole
+            masks.append(np.asarray(ids.resize((shape[1], shape[0]), Image.NEAREST), dtype=np.int32))
     return np.stack(masks)
 
 

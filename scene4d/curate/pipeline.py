@@ -84,14 +84,11 @@ def curate_frames(
     keep = sfm.registered
     record["registered_frames"] = len(keep)
     frames, objects = frames[keep], objects[keep]
-    sparse = sparse_depth(sfm.cameras, sfm.points)
-    if relative is None:
-        depth = interpolated_sparse_depth(sparse)
-    elif len(sfm.points):
-        depth = align_depth_video(relative[keep], sparse)
-    else:
-        depth = relative[keep]
-    strength, per_object = motion_strength(frames, sfm.cameras, depth, objects)
+    depth = dense_depth(relative, keep, sfm.cameras, sfm.points)
+    # with no SfM points (a camera that only rotates) object motion does not depend on depth
+    strength, per_object = motion_strength(
+        frames, sfm.cameras, np.ones_like(frames[..., 0]) if depth is None else depth, objects
+    )
     kind = label(record["camera_static"], strength, config)
     record.update(motion_strength=strength, label=kind)
     if kind == "reject":
@@ -100,12 +97,26 @@ def curate_frames(
     return Curated({**record, "status": "ok", "reason": None}, clip)
 
 
+def dense_depth(
+    relative: np.ndarray | None,  # [T, H, W] from a depth estimator, all source frames
+    keep: np.ndarray,  # [R] registered frames
+    cameras: Cameras,  # [R]
+    points: np.ndarray,  # [P, 3] SfM points
+) -> np.ndarray | None:
+    """Depth [R, H, W] in SfM units: the estimator's aligned by eq. 2, else the nearest SfM point's;
+    None without SfM points (no scale to align to)."""
+    if len(points) == 0:
+        return None
+    sparse = sparse_depth(cameras, points)
+    return interpolated_sparse_depth(sparse) if relative is None else align_depth_video(relative[keep], sparse)
+
+
 def curated_clip(
     source: SourceFrames,
     keep: np.ndarray,
     frames: np.ndarray,
     cameras: Cameras,
-    depth: np.ndarray,
+    depth: np.ndarray | None,
     objects: np.ndarray,
     kind: str,
     strength: float,
@@ -141,6 +152,7 @@ def curate_one(path: Path, out: Path, config: CurateConfig, user_masks: Path | N
     Masks come from ``user_masks/<name>/`` when present, else the segmentation model, else flow.
     """
     name = path.stem if path.is_file() else path.name
+    clip_path = None
     try:
         source = read_source(path, config.decode)
         objects = None
@@ -150,15 +162,14 @@ def curate_one(path: Path, out: Path, config: CurateConfig, user_masks: Path | N
             objects = segmentation_masks(models.segmentation)(source.frames)
         estimator = None if models.depth is None else transformers_depth(models.depth)
         curated = curate_frames(source, config, objects, estimator)
+        if curated.clip is not None:
+            clip_path = f"clips/{path.name}"  # the full name: a.mp4 and a.mov are different videos
+            save_clip(curated.clip, out / clip_path)
     except Scene4DError as error:
-        curated = Curated({"status": "failed", "reason": str(error)}, None)
+        curated, clip_path = Curated({"status": "failed", "reason": str(error)}, None), None
     except Exception as error:  # noqa: BLE001 -- one broken video must not stop a dataset run
         reason = f"{type(error).__name__}: {error}".splitlines()[0]
-        curated = Curated({"status": "failed", "reason": reason}, None)
-    clip_path = None
-    if curated.clip is not None:
-        clip_path = f"clips/{name}"
-        save_clip(curated.clip, out / clip_path)
+        curated, clip_path = Curated({"status": "failed", "reason": reason}, None), None
     return {"video": path.name, **index_defaults(), **curated.record, "clip": clip_path}
 
 
@@ -172,6 +183,12 @@ def index_defaults() -> dict[str, Any]:
         "motion_strength": None,
         "registered_frames": 0,
     }
+
+
+def last_byte(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        handle.seek(-1, 2)
+        return handle.read(1)
 
 
 def check_run(shard: tuple[int, int], workers: int) -> tuple[int, int]:
@@ -202,7 +219,7 @@ def append_record(index_path: Path, record: dict[str, Any]) -> None:
     import os
 
     line = json.dumps(record) + "\n"
-    torn = index_path.is_file() and index_path.stat().st_size > 0 and not index_path.read_bytes().endswith(b"\n")
+    torn = index_path.is_file() and index_path.stat().st_size > 0 and last_byte(index_path) != b"\n"
     with open(index_path, "a") as handle:
         handle.write(("\n" if torn else "") + line)
         handle.flush()

@@ -45,12 +45,6 @@ class SfMResult:
     cameras: Cameras  # one per registered frame, in frame order
     registered: np.ndarray  # [R] indices of the registered frames
     points: np.ndarray  # [P, 3] sparse world points of the static scene
-    points_rgb: np.ndarray  # [P, 3] their colours in [0, 1]
-    num_frames: int  # frames given to SfM
-
-    @property
-    def unregistered(self) -> list[int]:
-        return sorted(set(range(self.num_frames)) - set(self.registered.tolist()))
 
 
 def estimate_cameras(
@@ -210,10 +204,8 @@ def result_from_reconstruction(reconstruction, names: list[str], shape: tuple[in
         K.append(reconstruction.cameras[image.camera_id].calibration_matrix())
     height, width = shape[1:3]
     cameras = Cameras(torch.tensor(np.stack(K)).float(), torch.tensor(np.stack(w2c)).float(), width, height)
-    points = [point for point in reconstruction.points3D.values()]
-    xyz = np.array([p.xyz for p in points], dtype=np.float32).reshape(-1, 3)
-    rgb = np.array([p.color for p in points], dtype=np.float32).reshape(-1, 3) / 255.0
-    return SfMResult(cameras, registered, xyz, rgb, shape[0])
+    xyz = np.array([point.xyz for point in reconstruction.points3D.values()], dtype=np.float32).reshape(-1, 3)
+    return SfMResult(cameras, registered, xyz)
 
 
 def rotation_only_cameras(
@@ -242,8 +234,7 @@ def rotation_only_cameras(
     w2c = torch.eye(4, dtype=torch.float64).repeat(len(frames), 1, 1)
     w2c[:, :3, :3] = torch.tensor(np.stack(rotations))
     cameras = Cameras(K.float().expand(len(frames), 3, 3).clone(), w2c.float(), width, height)
-    empty = np.zeros((0, 3), np.float32)
-    return SfMResult(cameras, np.arange(len(frames)), empty, empty, len(frames))
+    return SfMResult(cameras, np.arange(len(frames)), np.zeros((0, 3), np.float32))
 
 
 def keyframe_homographies(

@@ -43,10 +43,11 @@ def fuse_tsdf(
     axes = [low[d] + voxel_size * (np.arange(shape[d]) + 0.5) for d in range(3)]
     centres = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
     tsdf, weight = np.ones(len(centres), np.float32), np.zeros(len(centres), np.float32)
-    pixels, z = cameras.project(torch.as_tensor(centres, dtype=torch.float32)[None].expand(len(cameras), -1, -1))
+    centres_world = torch.as_tensor(centres, dtype=torch.float32)[None]
     for index in range(len(cameras)):
-        observed = observed_depth(depth[index], pixels[index].numpy(), z[index].numpy())
-        distance = observed - z[index].numpy()
+        pixels, z = cameras[[index]].project(centres_world)
+        observed = observed_depth(depth[index], pixels[0].numpy(), z[0].numpy())
+        distance = observed - z[0].numpy()
         update = np.isfinite(distance) & (distance >= -truncation)
         value = np.minimum(distance[update] / truncation, 1.0)
         tsdf[update] = (tsdf[update] * weight[update] + value) / (weight[update] + 1)

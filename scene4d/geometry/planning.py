@@ -14,7 +14,7 @@ from torch import Tensor
 from scene4d.errors import Scene4DError
 from scene4d.geometry.bounds import PCABox
 from scene4d.geometry.cameras import rigid_inverse
-from scene4d.geometry.trajectories import MOVES, get_move, named_trajectory_w2c
+from scene4d.geometry.trajectories import get_move, named_trajectory_w2c
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,7 @@ def plan_trajectory(
     Starts at the move's default magnitude and shrinks it by 0.7 per attempt until every centre is
     free and inside the box; raises ``Scene4DError`` when no attempt is feasible.
     """
-    get_move(name)
-    magnitude = MOVES[name].default_magnitude
+    magnitude = get_move(name).default_magnitude
     for _ in range(attempts):
         w2c = named_trajectory_w2c(name, num_frames, magnitude, orbit_distance) @ start_w2c
         centres = rigid_inverse(w2c)[:, :3, 3]
