@@ -65,9 +65,8 @@ def flow_residual(frame_a: np.ndarray, frame_b: np.ndarray, homography_fit: floa
 
     flow = dense_flow(frame_a, frame_b)
     height, width = flow.shape[:2]
-    rows, cols = np.mgrid[0:height, 0:width]
-    pixels = np.stack([cols, rows], -1).reshape(-1, 2).astype(np.float64) + 0.5
-    moved = pixels + flow.reshape(-1, 2)
+    pixels, vectors = flow_samples(flow, step=1)
+    moved = pixels + vectors
     motion = camera_motion(flow)
     residual = np.linalg.norm(apply_homography(motion.homography, pixels) - moved, axis=1)
     if motion.inliers.mean() >= homography_fit:

@@ -279,7 +279,7 @@ def intrinsics_from_rotations(homographies: list[np.ndarray], width: int, height
     """
 
     def orthogonality_error(focal: float) -> float:
-        K = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])  # noqa: N806
+        K = centred_intrinsics(focal, width, height).numpy()  # noqa: N806
         error = 0.0
         for homography in homographies:
             matrix = np.linalg.inv(K) @ homography @ K

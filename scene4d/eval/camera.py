@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from scene4d.curate.flow import dense_flow
+from scene4d.curate.flow import dense_flow, flow_samples
 
 
 def relative_rotation(frame_a: np.ndarray, frame_b: np.ndarray, K: Tensor) -> Tensor | None:  # noqa: N803
@@ -25,9 +25,8 @@ def relative_rotation(frame_a: np.ndarray, frame_b: np.ndarray, K: Tensor) -> Te
 
     flow = dense_flow(frame_a, frame_b)
     height, width = flow.shape[:2]
-    rows, cols = np.mgrid[1:height:2, 1:width:2]
-    points_a = np.stack([cols, rows], -1).reshape(-1, 2).astype(np.float64) + 0.5
-    points_b = points_a + flow[rows, cols].reshape(-1, 2)
+    points_a, vectors = flow_samples(flow, step=2)
+    points_b = points_a + vectors
     inside = (points_b >= 0).all(1) & (points_b[:, 0] < width) & (points_b[:, 1] < height)
     points_a, points_b = points_a[inside], points_b[inside]
     if len(points_a) < 16:
