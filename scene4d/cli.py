@@ -352,16 +352,14 @@ def curate(
     OUT/index.jsonl are skipped. A video that cannot be read or registered is recorded with its
     reason and skipped.
     """
-    from scene4d.curate.frames import DecodeConfig, find_sources
-    from scene4d.curate.pipeline import CurateConfig, Models, check_run, curate_folder, finished_videos
+    from scene4d.curate.frames import DecodeConfig
+    from scene4d.curate.pipeline import CurateConfig, Models, check_workers, curate_sources, pending_sources
 
-    part, parts = check_run(parse_shard(shard), workers)
+    check_workers(workers)  # before the progress bar starts, so that the error is one line
     config = CurateConfig(decode=DecodeConfig(stride=stride, fps=fps, max_frames=max_frames, size=size), focal_px=focal)
-
-    already = finished_videos(out / "index.jsonl")
-    total = sum(p.name not in already for p in find_sources(videos)[part::parts])
+    todo, already = pending_sources(videos, out, parse_shard(shard))
     with progress_bar() as progress:
-        task = progress.add_task("curate", total=total)
+        task = progress.add_task("curate", total=len(todo))
 
         def done(record: dict[str, Any]) -> None:
             progress.advance(task)
@@ -369,9 +367,9 @@ def curate(
                 progress.console.print(f"[yellow]{record['video']}: failed: {record['reason']}")
 
         models = Models(depth=depth_model, segmentation=segmentation_model)
-        records = curate_folder(videos, out, config, workers, (part, parts), masks, models, done)
+        records = curate_sources(todo, out, config, workers, masks, models, done)
     console.print(curation_table(records))
-    console.print(f"index: {out / 'index.jsonl'} ({len(already)} earlier videos skipped)")
+    console.print(f"index: {out / 'index.jsonl'} ({already} earlier videos skipped)")
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -8,6 +8,7 @@ frames or a single frame are rejected, and a video SfM cannot register fails.
 """
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,8 +66,7 @@ def curate_frames(
 ) -> Curated:
     """Annotate one decoded video. Bad input is a ``rejected`` record; SfM failure ``failed``."""
     frames = source.frames
-    record: dict[str, Any] = {"label": None, "camera_static": None, "camera_static_score": None}
-    record.update(motion_strength=None, registered_frames=0)
+    record = index_defaults()
     if len(frames) < 2:
         return Curated({**record, "status": "rejected", "reason": "a single frame"}, None)
     if float(frames.max(axis=(1, 2, 3)).mean()) < config.black_max:
@@ -174,6 +174,7 @@ def curate_one(path: Path, out: Path, config: CurateConfig, user_masks: Path | N
 
 
 def index_defaults() -> dict[str, Any]:
+    """The fields of an index.jsonl record (besides ``video`` and ``clip``) before anything is known."""
     return {
         "status": None,
         "reason": None,
@@ -191,16 +192,6 @@ def last_byte(path: Path) -> bytes:
         return handle.read(1)
 
 
-def check_run(shard: tuple[int, int], workers: int) -> tuple[int, int]:
-    """The shard (i, n) when ``0 <= i < n`` and ``workers >= 1``; else ``Scene4DError``."""
-    part, parts = shard
-    if not 0 <= part < parts:
-        raise Scene4DError(f"shard must be i/n with 0 <= i < n, got {part}/{parts}")
-    if workers < 1:
-        raise Scene4DError(f"workers must be at least 1, got {workers}")
-    return part, parts
-
-
 def finished_videos(index_path: Path) -> set[str]:
     """Videos already recorded in ``index.jsonl`` (a torn last line is ignored)."""
     if not index_path.is_file():
@@ -216,14 +207,29 @@ def finished_videos(index_path: Path) -> set[str]:
 
 def append_record(index_path: Path, record: dict[str, Any]) -> None:
     """One JSON line, flushed and synced so that a crash loses at most the line being written."""
-    import os
-
     line = json.dumps(record) + "\n"
     torn = index_path.is_file() and index_path.stat().st_size > 0 and last_byte(index_path) != b"\n"
     with open(index_path, "a") as handle:
         handle.write(("\n" if torn else "") + line)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def check_workers(workers: int) -> None:
+    if workers < 1:
+        raise Scene4DError(f"workers must be at least 1, got {workers}")
+
+
+def pending_sources(videos: Path, out: Path, shard: tuple[int, int] = (0, 1)) -> tuple[list[Path], int]:
+    """The sources of ``videos`` in shard ``i`` of ``n`` not yet in ``out/index.jsonl``, and how
+    many of the shard's sources are already there."""
+    part, parts = shard
+    if not 0 <= part < parts:
+        raise Scene4DError(f"shard must be i/n with 0 <= i < n, got {part}/{parts}")
+    done = finished_videos(out / "index.jsonl")
+    in_shard = find_sources(videos)[part::parts]
+    todo = [path for path in in_shard if path.name not in done]
+    return todo, len(in_shard) - len(todo)
 
 
 def curate_folder(
@@ -241,13 +247,25 @@ def curate_folder(
     Sources already in ``out/index.jsonl`` are skipped; each finished source appends its record
     at once, so an interrupted run loses at most the videos in flight. Returns this run's records.
     """
+    todo, _ = pending_sources(videos, out, shard)
+    return curate_sources(todo, out, config, workers, user_masks, models, on_done)
+
+
+def curate_sources(
+    todo: list[Path],
+    out: Path,
+    config: CurateConfig = CurateConfig(),
+    workers: int = 1,
+    user_masks: Path | None = None,
+    models: Models = Models(),
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Curate ``todo`` into ``out``, appending each record to ``out/index.jsonl`` as it finishes."""
     from concurrent.futures import ProcessPoolExecutor
 
-    part, parts = check_run(shard, workers)
+    check_workers(workers)
     out.mkdir(parents=True, exist_ok=True)
     index_path = out / "index.jsonl"
-    done = finished_videos(index_path)
-    todo = [p for p in find_sources(videos)[part::parts] if p.name not in done]
     records = []
 
     def finish(record: dict[str, Any]) -> None:
