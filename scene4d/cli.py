@@ -332,7 +332,8 @@ def curate(
         Path | None,
         typer.Option(
             help="Local transformers semantic segmentation model; pixels of movable classes (person, car, "
-            "animal, ...) are masked out of SfM. Without it, masks come from optical flow."
+            "animal, ...) are masked out of SfM. Without it, masks come from optical flow (good for SfM, "
+            "unreliable for motion labels: see BENCHMARKS.md)."
         ),
     ] = None,
     max_frames: Annotated[int, typer.Option(help="Frames kept per video.")] = 32,
