@@ -56,22 +56,28 @@ def numbered_frames(folder: Path) -> list[Path]:
 
 def read_source(path: Path, config: DecodeConfig = DecodeConfig()) -> SourceFrames:
     """Decode, sample (stride or fps) and resize one source; raises ``Scene4DError`` if unreadable."""
-    from scene4d.io.media import read_image, read_video, video_frame_rate
+    from scene4d.io.media import read_image, read_video
 
     if path.is_dir():
         files = numbered_frames(path)
-        stride = config.stride
-        picked = list(range(0, len(files), stride))[: config.max_frames]
-        frames = np.stack([read_image(files[i]) for i in picked]) if picked else np.zeros((0, 1, 1, 3), np.float32)
-        fps = 0.0
+        picked = list(range(0, len(files), config.stride))[: config.max_frames]
+        if not picked:
+            raise Scene4DError(f"no frames in {path}")
+        frames, fps = np.stack([read_image(files[i]) for i in picked]), 0.0
     else:
-        fps = video_frame_rate(path)
-        stride = max(1, round(fps / config.fps)) if config.fps and fps > 0 else config.stride
-        frames = read_video(path, max_frames=config.max_frames, stride=stride)[0]
+        stride = config.stride if config.fps is None else stride_for_rate(path, config.fps, config.stride)
+        frames, fps = read_video(path, max_frames=config.max_frames, stride=stride)
         picked = list(range(0, stride * len(frames), stride))
-    if len(frames) == 0:
-        raise Scene4DError(f"no frames in {path}")
     return SourceFrames(resize_longer_side(frames, config.size), np.array(picked, np.int64), fps)
+
+
+def stride_for_rate(path: Path, fps: float, fallback: int) -> int:
+    """Every how many frames of the video ``path`` to keep to sample it at ``fps``; ``fallback``
+    when the video stores no frame rate."""
+    from scene4d.io.media import video_frame_rate
+
+    rate = video_frame_rate(path)
+    return max(1, round(rate / fps)) if rate > 0 else fallback
 
 
 def resize_longer_side(frames: np.ndarray, size: int) -> np.ndarray:
