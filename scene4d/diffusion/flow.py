@@ -11,10 +11,12 @@ A denoiser is any callable ``denoiser(latents [B, F, C, h, w], sigma [B], cond_m
 ``conditioning``, so new controls need no new sampler.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
+
+from scene4d.errors import Scene4DError
 
 Denoiser = Callable[..., Tensor]
 NUM_TRAIN_TIMESTEPS = 1000
@@ -78,6 +80,16 @@ def guided_velocity(
     return null_velocity + guidance * (velocity - null_velocity)
 
 
+StepHook = Callable[[int, Tensor, Tensor], Tensor]  # (step, sigma [B], latents) -> latents
+
+
+def first_step(steps: int, strength: float) -> int:
+    """Index of the first step run when only the last ``strength`` of a ``steps`` schedule runs (SDEdit)."""
+    if not 0.0 < strength <= 1.0:
+        raise Scene4DError(f"strength must lie in (0, 1], got {strength}")
+    return steps - max(1, round(strength * steps))
+
+
 @torch.no_grad()
 def sample(
     denoiser: Denoiser,
@@ -87,23 +99,42 @@ def sample(
     generator: torch.Generator,
     guidance: float = 1.0,
     on_step: Callable[[int, int], None] | None = None,
+    *,
+    start: Tensor | None = None,
+    strength: float = 1.0,
+    noise: Tensor | None = None,
+    hooks: Sequence[StepHook] = (),
     **conditioning: Tensor,
 ) -> Tensor:
-    """Generate the target frames by Euler integration of the flow from pure noise, ``steps`` steps.
+    """Generate the target frames by Euler integration of the flow, ``steps`` steps from pure noise.
 
-    Condition frames are put back to their clean latents before every step; ``on_step(i, steps)``
-    reports progress. Returns latents [B, F, C, h, w].
+    With ``start`` (latents [B, F, C, h, w]) and ``strength`` < 1 only the last ``strength`` of
+    the schedule runs, from ``start`` noised to that level (SDEdit; DimensionX eq. 4 and 6).
+    ``noise`` fixes the initial noise (drawn from ``generator`` when None). Before every step each
+    of ``hooks`` maps ``(step, sigma, latents)`` to new latents (director switching, reference-latent
+    blending); condition frames are then put back to their clean latents. ``on_step(i, n)`` reports
+    progress over the ``n`` steps run. Returns latents [B, F, C, h, w].
     """
     from diffusers import FlowMatchEulerDiscreteScheduler
 
+    if start is None and strength < 1.0:
+        raise Scene4DError("strength < 1 needs start latents to noise")
     scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, shift=1.0)
     scheduler.set_timesteps(steps, device=clean.device)
-    latents = torch.randn(clean.shape, generator=generator, device=clean.device)
-    for index, timestep in enumerate(scheduler.timesteps):
+    begin = first_step(steps, strength)
+    scheduler.set_begin_index(begin)
+    if noise is None:
+        noise = torch.randn(clean.shape, generator=generator, device=clean.device)
+    batch = clean.shape[0]
+    latents = noise if start is None else noisy_latents(start, noise, scheduler.sigmas[begin].expand(batch))
+    timesteps = scheduler.timesteps[begin:]
+    for index, timestep in enumerate(timesteps):
+        sigma = (timestep / NUM_TRAIN_TIMESTEPS).expand(batch)
+        for hook in hooks:
+            latents = hook(index, sigma, latents)
         latents = keep_conditions(latents, clean, cond_mask)
-        sigma = (timestep / NUM_TRAIN_TIMESTEPS).expand(clean.shape[0])
         velocity = guided_velocity(denoiser, latents, sigma, cond_mask, guidance, **conditioning)
         latents = scheduler.step(velocity, timestep, latents).prev_sample
         if on_step is not None:
-            on_step(index + 1, steps)
+            on_step(index + 1, len(timesteps))
     return keep_conditions(latents, clean, cond_mask)
