@@ -38,8 +38,8 @@ from scene4d.curate.masks import MaskConfig, motion_masks, sfm_mask
 from scene4d.curate.pipeline import CurateConfig, curate_frames
 from scene4d.curate.sfm import estimate_cameras
 from scene4d.errors import Scene4DError
-from scene4d.eval.camera import rotation_error_deg
 from scene4d.geometry import MOVES, TRAJECTORY_NAMES, Cameras
+from scene4d.geometry.rotations import rotation_error_deg
 from scene4d.io import Clip
 from scene4d.synth import SynthConfig, make_clip
 

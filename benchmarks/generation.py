@@ -23,9 +23,10 @@ import time
 import numpy as np
 import torch
 
-from scene4d.eval.camera import chained_rotation, dynamic_degree, rotation_error_deg
+from scene4d.eval.camera import chained_rotation, dynamic_degree
 from scene4d.eval.metrics import psnr, ssim
 from scene4d.geometry import TRAJECTORY_NAMES, Cameras
+from scene4d.geometry.rotations import rotation_error_deg
 from scene4d.models.bundle import ModelBundle, load_bundle
 from scene4d.pipelines.generate import generate_clip
 from scene4d.synth import SynthConfig, make_clip

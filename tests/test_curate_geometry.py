@@ -11,8 +11,7 @@ from scene4d.curate.pipeline import CurateConfig
 from scene4d.curate.sfm import default_intrinsics, nearest_rotation
 from scene4d.curate.tracks import corner_points, track_points
 from scene4d.errors import Scene4DError
-from scene4d.eval.camera import rotation_error_deg
-from scene4d.geometry.rotations import axis_angle_to_matrix
+from scene4d.geometry.rotations import axis_angle_to_matrix, rotation_error_deg
 from scene4d.synth import SynthConfig, make_clip
 
 

@@ -12,7 +12,7 @@ from scene4d.curate.frames import DecodeConfig, find_sources, read_source
 from scene4d.curate.masks import read_user_masks
 from scene4d.curate.pipeline import CurateConfig, curate_folder, label
 from scene4d.errors import Scene4DError
-from scene4d.eval.camera import rotation_error_deg
+from scene4d.geometry.rotations import rotation_error_deg
 from scene4d.io import load_clip, write_image, write_video
 from scene4d.synth import SynthConfig, make_clip
 

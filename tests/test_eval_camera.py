@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from scene4d.eval.camera import chained_rotation, dynamic_degree, rotation_error_deg
-from scene4d.geometry.rotations import axis_angle_to_matrix
+from scene4d.eval.camera import chained_rotation, dynamic_degree
+from scene4d.geometry.rotations import axis_angle_to_matrix, rotation_error_deg
 from scene4d.synth import SynthConfig, make_clip
 
 

@@ -155,3 +155,43 @@ def test_look_at_points_the_camera_at_the_target():
     # World up (-y) appears upwards: a point above the target projects above the centre.
     above, _ = Cameras.from_fov(60.0, 64, 64, w2c[None]).project(torch.tensor([[0.0, -1.0, 4.0]]))
     assert above[0, 0, 1] < 32.0
+
+
+def pose_from_scipy(rotvec_c2w, centre):
+    """(w2c rotation, unit direction of the centre or None) of a camera built with scipy's rotations."""
+    rotation_c2w = torch.from_numpy(Rotation.from_rotvec(rotvec_c2w).as_matrix())
+    centre = torch.tensor(centre, dtype=torch.float64)
+    return rotation_c2w.T, (centre / centre.norm() if centre.norm() > 0 else None)
+
+
+@pytest.mark.parametrize(
+    ("rotvec_c2w", "centre", "expected"),
+    [
+        ((0.0, -math.radians(12), 0.0), (0.0, 0.0, 0.0), "pan-left"),  # look left: c2w turns about -y
+        ((math.radians(8), 0.0, 0.0), (0.0, 0.0, 0.0), "tilt-up"),
+        ((0.0, 0.0, math.radians(20)), (0.0, 0.0, 0.0), "roll-cw"),
+        ((0.0, 0.0, 0.0), (0.9, 0.05, 0.02), "truck-right"),
+        ((0.0, 0.0, 0.0), (0.0, -0.4, 0.0), "pedestal-up"),
+        ((0.0, 0.0, 0.0), (0.03, 0.0, 0.7), "dolly-in"),
+    ],
+)
+def test_nearest_move_names_hand_built_poses(rotvec_c2w, centre, expected):
+    from scene4d.geometry.trajectories import nearest_move
+
+    rotation_w2c, direction = pose_from_scipy(rotvec_c2w, centre)
+    assert nearest_move(rotation_w2c, direction)[0] == expected
+
+
+@pytest.mark.parametrize(("side", "expected"), [(-1.0, "orbit-left"), (1.0, "orbit-right")])
+def test_nearest_move_recognises_an_orbit_built_with_look_at(side, expected):
+    from scene4d.geometry import look_at_w2c, rigid_inverse
+    from scene4d.geometry.trajectories import nearest_move
+
+    angle, distance = math.radians(25), 4.0
+    eye = torch.tensor([side * distance * math.sin(angle), 0.0, distance - distance * math.cos(angle)])
+    w2c = look_at_w2c(
+        eye.double(), torch.tensor([0.0, 0.0, distance]).double(), torch.tensor([0.0, -1.0, 0.0]).double()
+    )
+    centre = rigid_inverse(w2c[None])[0, :3, 3]
+    name, magnitude = nearest_move(w2c[:3, :3], centre / centre.norm(), orbit_distance=distance)
+    assert name == expected and magnitude == pytest.approx(25.0, abs=1.5)

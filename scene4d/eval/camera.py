@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from scene4d.curate.flow import dense_flow, flow_samples
+from scene4d.geometry.rotations import rotation_error_deg
 
 
 def relative_rotation(frame_a: np.ndarray, frame_b: np.ndarray, K: Tensor) -> Tensor | None:  # noqa: N803
@@ -53,13 +54,6 @@ def chained_rotation(frames: np.ndarray, K: Tensor) -> Tensor | None:  # noqa: N
             return None
         total = step.double() @ total
     return total
-
-
-def rotation_error_deg(rotation_a: Tensor, rotation_b: Tensor) -> float:
-    """Angle in degrees of ``rotation_a^T rotation_b`` (the geodesic distance on SO(3))."""
-    relative = rotation_a.double().T @ rotation_b.double()
-    cosine = ((torch.trace(relative) - 1) / 2).clamp(-1.0, 1.0)
-    return float(torch.rad2deg(torch.arccos(cosine)))
 
 
 def dynamic_degree(frames: np.ndarray, masks: np.ndarray) -> float:

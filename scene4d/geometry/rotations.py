@@ -122,3 +122,10 @@ def look_at_c2w_rotation(eye: Tensor, target: Tensor, up: Tensor) -> Tensor:
     right = right / norm
     down = torch.linalg.cross(forward, right, dim=-1)
     return torch.stack([right, down, forward], dim=-1)
+
+
+def rotation_error_deg(rotation_a: Tensor, rotation_b: Tensor) -> float:
+    """Angle in degrees of ``rotation_a^T rotation_b`` (the geodesic distance on SO(3))."""
+    relative = rotation_a.double().T @ rotation_b.double()
+    cosine = ((torch.trace(relative) - 1) / 2).clamp(-1.0, 1.0)
+    return float(torch.rad2deg(torch.arccos(cosine)))

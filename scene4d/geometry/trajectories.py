@@ -16,7 +16,13 @@ from torch import Tensor
 
 from scene4d.errors import Scene4DError
 from scene4d.geometry.cameras import rigid_inverse
-from scene4d.geometry.rotations import axis_angle_to_matrix, matrix_to_quaternion, quaternion_to_matrix, slerp
+from scene4d.geometry.rotations import (
+    axis_angle_to_matrix,
+    matrix_to_quaternion,
+    quaternion_to_matrix,
+    rotation_error_deg,
+    slerp,
+)
 
 MoveKind = Literal["translate", "rotate", "orbit"]
 
@@ -164,3 +170,36 @@ def catmull_rom(times: Tensor, points: Tensor, segment: Tensor, local: Tensor) -
         + h01 * points[segment + 1]
         + h11 * duration * tangents[segment + 1]
     )
+
+
+def nearest_move(
+    rotation_w2c: Tensor,  # [3, 3] the second camera's rotation, world = the first camera
+    direction: Tensor | None,  # [3] unit direction from the first centre to the second, first-camera frame
+    orbit_distance: float = 4.0,
+) -> tuple[str, float]:
+    """The named move, and its magnitude, whose end camera best matches a relative camera pose.
+
+    DimensionX's adaptive trajectory planning picks the S-Director whose motion matches the pose
+    difference of two views. Relative poses from images carry no scale, so translations compare
+    by direction only: score = rotation error + angle between the directions (degrees; 45 when
+    exactly one side has no translation, ``direction`` None meaning a shared centre). Rotations
+    and orbits try 5% to 200% of their default size; translations keep their default.
+    """
+    best: tuple[float, str, float] = (float("inf"), "", 0.0)
+    for name, move in MOVES.items():
+        scales = [1.0] if move.kind == "translate" else torch.linspace(0.05, 2.0, 40).tolist()
+        for scale in scales:
+            magnitude = move.default_magnitude * scale
+            end_c2w = rigid_inverse(named_trajectory_w2c(name, 2, magnitude, orbit_distance)[1:].double())[0]
+            score = rotation_error_deg(end_c2w[:3, :3].T, rotation_w2c) + direction_error_deg(end_c2w[:3, 3], direction)
+            best = min(best, (score, name, magnitude))
+    return best[1], best[2]
+
+
+def direction_error_deg(offset: Tensor, direction: Tensor | None) -> float:
+    """Angle between a camera offset [3] and a unit direction; 0 when both are absent, 45 when one is."""
+    moves = bool(offset.norm() > 1e-9)
+    if direction is None or not moves:
+        return 0.0 if direction is None and not moves else 45.0
+    cosine = (offset / offset.norm()) @ direction.double() / direction.double().norm()
+    return float(torch.rad2deg(torch.arccos(cosine.clamp(-1.0, 1.0))))
