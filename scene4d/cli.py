@@ -28,7 +28,7 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
-train_app = typer.Typer(help="Train the VAE and the video model.", no_args_is_help=True)
+train_app = typer.Typer(help="Train the VAE, the video model and LoRA directors.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
 
@@ -468,6 +468,57 @@ def model(
             lambda step, loss: progress.update(task, completed=step, description=f"model loss {loss:.4f}"),
         )
     console.print(f"model written to {out / 'model'}")
+
+
+@train_command
+def director(
+    kind: Annotated[
+        str, typer.Option(help="spatial (an S-Director: camera moves, scene frozen) or temporal (a T-Director).")
+    ],
+    data: Annotated[
+        Path, typer.Option(help="Folder of Clip folders; the clips of --kind (and --trajectory) are used.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="The director file (.safetensors); its checkpoint goes to OUT.checkpoint/.")
+    ],
+    trajectory: Annotated[
+        str | None, typer.Option(help="The camera move an S-Director learns (see `scene4d trajectories`).")
+    ] = None,
+    base: Annotated[
+        Path | None, typer.Option(help="The model folder the director adapts (frozen); default: the bundled model.")
+    ] = None,
+    rank: Annotated[
+        int, typer.Option(help="LoRA rank (DimensionX: 256 on CogVideoX, width 3072; tiny model: 16).")
+    ] = 16,
+    alpha: Annotated[float, typer.Option(help="LoRA alpha; the update is scaled by alpha / rank.")] = 16.0,
+    steps: Annotated[
+        int, typer.Option(help="Optimisation steps (DimensionX: 3000 on CogVideoX; scaled down for the tiny model).")
+    ] = 300,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate of the LoRA weights (DimensionX: 1e-3).")] = 1e-3,
+    batch_size: Annotated[int, typer.Option(help="Samples per step.")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of the LoRA initialisation, the samples and the noise.")] = 0,
+) -> None:
+    """Train a LoRA director (DimensionX S-/T-Director) on a frozen base model.
+
+    Resumable: rerun the same command to continue from OUT.checkpoint/.
+    """
+    from scene4d.models.bundle import load_bundle
+    from scene4d.train.director import DirectorTrainConfig, train_director
+
+    if out.suffix != ".safetensors":
+        raise Scene4DError(f"--out must name a .safetensors file, got {out}")
+    config = DirectorTrainConfig(kind, trajectory, rank, alpha, steps, lr, batch_size, seed=seed)
+    bundle = load_bundle(base)
+    with progress_bar() as progress:
+        task = progress.add_task("director", total=steps)
+        train_director(
+            config,
+            bundle,
+            data,
+            out,
+            lambda step, loss: progress.update(task, completed=step, description=f"director loss {loss:.4f}"),
+        )
+    console.print(f"director written to {out}")
 
 
 @command

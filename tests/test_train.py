@@ -135,3 +135,75 @@ def test_every_preset_trains_two_steps_and_resumes_exactly(preset, clip_folder, 
         # the saved model is the float16 copy of the EMA weights
         torch.testing.assert_close(saved[name], value.half().float())
     assert not torch.equal(straight.denoiser.out.weight, torch.zeros_like(straight.denoiser.out.weight))
+
+
+@pytest.fixture(scope="module")
+def director_folder(tmp_path_factory):
+    """Spatial clips of two moves (one without a recorded move, as curated clips come) and a temporal clip."""
+    root = tmp_path_factory.mktemp("director_clips")
+    made = [
+        ("spatial", "truck-right", 0),
+        ("spatial", "truck-right", 1),
+        ("spatial", "pan-left", 2),
+        ("temporal", None, 3),
+    ]
+    for kind, trajectory, seed in made:
+        clip = make_clip(
+            SynthConfig(kind=kind, resolution=16, num_frames=8, supersample=1, trajectory=trajectory), seed
+        )
+        if seed == 1:
+            clip.meta["trajectory"] = None  # read off the cameras instead
+        save_clip(clip, root / f"clip_{seed}")
+    return root
+
+
+def tiny_bundle():
+    from scene4d.models.bundle import ModelBundle, ModelInfo
+    from scene4d.models.denoiser import DenoiserConfig, GenXDDenoiser
+
+    torch.manual_seed(0)
+    info = ModelInfo(resolution=16, fov_x_deg=55.0, motion_scale=1.0, orbit_distance=6.0, preset="tiny")
+    vae = TinyVAE(VAEConfig(channels=(8, 8))).eval()
+    denoiser = GenXDDenoiser(DenoiserConfig(width=32, depth=1, heads=2)).eval()
+    for parameter in denoiser.parameters():  # a trained model's gates are open; zero-initialised ones pass no gradient
+        parameter.data.normal_(0, 0.2)
+    return ModelBundle(info, vae, denoiser)
+
+
+def test_director_clips_are_chosen_by_kind_and_by_the_move_of_their_cameras(director_folder):
+    from scene4d.train.director import DirectorTrainConfig, director_clip_folders
+
+    truck = director_clip_folders(director_folder, DirectorTrainConfig("spatial", "truck-right"), 6.0)
+    assert [folder.name for folder in truck] == ["clip_0", "clip_1"]
+    temporal = director_clip_folders(director_folder, DirectorTrainConfig("temporal"), 6.0)
+    assert [folder.name for folder in temporal] == ["clip_3"]
+
+
+def test_director_trainer_leaves_the_base_frozen_and_resumes_exactly(director_folder, tmp_path):
+    """1 step + resume to 2 gives the LoRA weights of 2 straight steps; the saved file rebuilds the model."""
+    from scene4d.directors.lora import director_state, load_director
+    from scene4d.train.director import TRAINED, DirectorTrainConfig, train_director
+
+    config = DirectorTrainConfig(
+        "spatial", "truck-right", rank=2, alpha=2.0, steps=2, batch_size=2, frame_counts=(4,), checkpoint_every=1
+    )
+    straight = tiny_bundle()
+    base_weights = {name: value.clone() for name, value in straight.denoiser.state_dict().items()}
+    train_director(config, straight, director_folder, tmp_path / "straight.safetensors", None)
+    resumed = tiny_bundle()
+    one_step = DirectorTrainConfig(**{**config.__dict__, "steps": 1})
+    train_director(one_step, resumed, director_folder, tmp_path / "resumed.safetensors", None)
+    resumed = tiny_bundle()
+    train_director(config, resumed, director_folder, tmp_path / "resumed.safetensors", None)
+    lora_straight, lora_resumed = director_state(straight.denoiser, TRAINED), director_state(resumed.denoiser, TRAINED)
+    for name, value in lora_straight.items():
+        torch.testing.assert_close(lora_resumed[name], value, rtol=1e-5, atol=1e-6)
+    assert any(value.abs().max() > 0 for name, value in lora_straight.items() if "lora_B" in name)
+    for name, value in straight.denoiser.state_dict().items():
+        if name in base_weights:
+            torch.testing.assert_close(value, base_weights[name])
+    fresh = tiny_bundle()
+    info = load_director(fresh.denoiser, tmp_path / "straight.safetensors", "loaded")
+    assert (info.kind, info.trajectory, info.backbone) == ("spatial", "truck-right", "scene4d-tiny")
+    for name, value in director_state(fresh.denoiser, "loaded").items():
+        torch.testing.assert_close(value, lora_straight[name].half().float())

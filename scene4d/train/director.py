@@ -1,0 +1,177 @@
+"""Training a LoRA director on a frozen base model (DimensionX sec. 3.2.1, scaled down to a CPU).
+
+An S-Director learns from ``spatial`` clips of one camera move (the scene frozen, S(t) = S_0), a
+T-Director from ``temporal`` clips (the camera fixed, C(t) = C_0). The loss and the samples are
+the base model's (masked flow matching, random condition frames, cameras relative to the first
+condition view); only the LoRA weights train. DimensionX trains rank 256 at lr 1e-3 for 3000
+steps on CogVideoX (width 3072); the defaults here keep the lr and scale rank and steps to the
+tiny model (width 128).
+"""
+
+import json
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scene4d.diffusion import masked_flow_loss
+from scene4d.directors.lora import (
+    KEY_PREFIX,
+    DirectorInfo,
+    director_state,
+    inject_director,
+    save_director,
+    target_modules,
+)
+from scene4d.errors import Scene4DError
+from scene4d.geometry import TRAJECTORY_NAMES, rigid_inverse
+from scene4d.geometry.trajectories import nearest_move
+from scene4d.io import load_clip
+from scene4d.io.checkpoints import load_checkpoint, save_checkpoint
+from scene4d.models.bundle import ModelBundle
+from scene4d.train.data import find_clip_folders, load_latent_clips
+from scene4d.train.model import SampleSource, TrainConfig, same_recipe
+from scene4d.train.state import optimizer_tensors, restore_optimizer
+
+TRAINED = "trained"  # adapter name while training
+
+
+@dataclass(frozen=True)
+class DirectorTrainConfig:
+    kind: str  # "spatial" (S-Director) or "temporal" (T-Director)
+    trajectory: str | None = None  # the camera move an S-Director learns
+    rank: int = 16
+    alpha: float = 16.0
+    steps: int = 300
+    learning_rate: float = 1e-3
+    batch_size: int = 4
+    frame_counts: tuple[int, ...] = (8, 12, 16)
+    max_conditions: int = 2
+    condition_dropout: float = 0.1
+    checkpoint_every: int = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        DirectorInfo(self.kind, self.trajectory, self.rank, self.alpha, "")  # validates kind and rank
+        if self.kind == "spatial" and self.trajectory not in TRAJECTORY_NAMES:
+            raise Scene4DError(
+                f"an S-Director needs --trajectory, one of {', '.join(TRAJECTORY_NAMES)}; got {self.trajectory!r}"
+            )
+        if self.kind == "temporal" and self.trajectory is not None:
+            raise Scene4DError("a T-Director learns a fixed camera: leave out --trajectory")
+        if self.steps < 1 or self.learning_rate <= 0:
+            raise Scene4DError(f"--steps must be >= 1 and --lr > 0, got {self.steps} and {self.learning_rate}")
+
+
+def clip_trajectory(folder: Path, meta: dict, orbit_distance: float) -> str:
+    """The camera move of a spatial clip: synth records it; a curated clip's is read off its cameras."""
+    if meta.get("trajectory"):
+        return str(meta["trajectory"])
+    cameras = load_clip(folder).cameras.relative_to(0)
+    offset = rigid_inverse(cameras.w2c[-1:].double())[0, :3, 3]
+    direction = offset / offset.norm() if offset.norm() > 1e-6 else None
+    return nearest_move(cameras.w2c[-1, :3, :3].double(), direction, orbit_distance)[0]
+
+
+def director_clip_folders(data: Path, config: DirectorTrainConfig, orbit_distance: float) -> list[Path]:
+    """The Clip folders under ``data`` of the director's kind (and, for an S-Director, its move)."""
+    chosen = []
+    for folder in find_clip_folders(data):
+        meta_path = folder / "meta.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        if meta.get("kind") != config.kind:
+            continue
+        if config.kind == "spatial" and clip_trajectory(folder, meta, orbit_distance) != config.trajectory:
+            continue
+        chosen.append(folder)
+    if not chosen:
+        what = f"spatial clips moving {config.trajectory}" if config.kind == "spatial" else "temporal clips"
+        raise Scene4DError(f"no {what} under {data}; make some with `scene4d synth` or `scene4d curate`")
+    return chosen
+
+
+def sample_source(clips: list, base: ModelBundle, config: DirectorTrainConfig) -> SampleSource:
+    """The base model's sampler restricted to the director's clips (no photo samples)."""
+    recipe = TrainConfig(
+        resolution=base.info.resolution,
+        batch_size=config.batch_size,
+        frame_counts=config.frame_counts,
+        max_conditions=config.max_conditions,
+        fraction_photo=0.0,
+    )
+    return SampleSource(clips, base.vae, recipe)
+
+
+def train_director(
+    config: DirectorTrainConfig, base: ModelBundle, data: Path, out: Path, on_step: Callable[[int, float], None] | None
+) -> DirectorInfo:
+    """Train a director on ``base`` (frozen) and write it to ``out`` (``.safetensors``, float16).
+
+    Resumable: the checkpoint lives in ``<out without suffix>.checkpoint/``; rerunning with the
+    same settings continues from it.
+    """
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    folders = director_clip_folders(data, config, base.info.orbit_distance)
+    clips = load_latent_clips(folders, base.vae, base.info.resolution, base.info.motion_scale, max(config.frame_counts))
+    source = sample_source(clips, base, config)
+    denoiser = base.denoiser
+    inject_director(denoiser, TRAINED, config.rank, config.alpha, target_modules(denoiser))
+    parameters = [parameter for parameter in denoiser.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
+    checkpoint = out.with_suffix(".checkpoint")
+    step = resume_director(checkpoint, config, denoiser, optimizer, rng, generator)
+    recent: deque[float] = deque(maxlen=50)
+    denoiser.train()
+    while step < config.steps:
+        batch = source.batch(rng)
+        clean, cond_mask = batch.pop("clean"), batch.pop("cond_mask")
+        loss = masked_flow_loss(denoiser, clean, cond_mask, generator, config.condition_dropout, **batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        step += 1
+        recent.append(float(loss.detach()))
+        if on_step is not None:
+            on_step(step, recent[-1])
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            state = {"config": json.loads(json.dumps(asdict(config))), "step": step, "loss": float(np.mean(recent))}
+            tensors = director_state(denoiser, TRAINED) | optimizer_tensors(optimizer)
+            save_checkpoint(
+                checkpoint, tensors | {"generator": generator.get_state()}, state | {"rng": rng.bit_generator.state}
+            )
+    denoiser.eval()
+    info = DirectorInfo(config.kind, config.trajectory, config.rank, config.alpha, f"scene4d-{base.info.preset}")
+    save_director(out, denoiser, TRAINED, info, torch.float16)
+    return info
+
+
+def resume_director(
+    folder: Path,
+    config: DirectorTrainConfig,
+    denoiser: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+) -> int:
+    """Restore LoRA weights, Adam moments and random state from a checkpoint made with ``config``."""
+    from peft.functional import set_peft_model_state_dict
+
+    if not (folder / "state.json").is_file():
+        return 0
+    tensors, saved = load_checkpoint(folder)
+    if not same_recipe(saved["config"], config):
+        raise Scene4DError(f"checkpoint {folder} was made with other settings; use another --out or the same options")
+    if int(saved["step"]) > config.steps:
+        raise Scene4DError(f"checkpoint {folder} is at step {saved['step']}, beyond --steps {config.steps}")
+    lora = {key.removeprefix(KEY_PREFIX): value for key, value in tensors.items() if ".lora_" in key}
+    set_peft_model_state_dict(denoiser, lora, adapter_name=TRAINED)
+    restore_optimizer(optimizer, tensors)
+    rng.bit_generator.state = saved["rng"]
+    generator.set_state(tensors["generator"])
+    return int(saved["step"])
