@@ -4,7 +4,7 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -521,75 +521,225 @@ def director(
     console.print(f"director written to {out}")
 
 
+MODES = ("3d", "4d", "interp")
+
+
 @command
 def generate(
     images: Annotated[list[Path], typer.Argument(help="Condition image(s); the first is frame 0 and the world frame.")],
-    out: Annotated[Path, typer.Option(help="Output Clip folder (frames, transforms.json, video.mp4).")],
+    out: Annotated[
+        Path,
+        typer.Option(help="Output: a Clip folder (3d, interp), or OUT/views/NN, OUT/temporal and OUT/reference (4d)."),
+    ],
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="3d: a camera move from the image(s) (objects move too with --motion > 0, by Switch-Once); "
+            "4d: synchronised multi-view videos of a moving scene; interp: the views between two images."
+        ),
+    ] = "3d",
     trajectory: Annotated[
         str,
-        typer.Option(help="A named move (see `scene4d trajectories`), `static`, or a keyframe .json file."),
+        typer.Option(help="3d, 4d: a named move (see `scene4d trajectories`), `static`, or a keyframe .json file."),
     ] = "orbit-left",
-    frames: Annotated[int, typer.Option(help="Frames to generate, condition frames included.")] = 16,
+    frames: Annotated[
+        int,
+        typer.Option(help="Frames to generate, conditions included (4d: times). 3d paths over 16 frames are chained."),
+    ] = 16,
+    views: Annotated[int, typer.Option(help="4d: number of cameras along --trajectory.")] = 8,
     magnitude: Annotated[
         float | None, typer.Option(help="Size of the move (degrees or scene units); the move's default when omitted.")
     ] = None,
     motion: Annotated[
-        float, typer.Option(help="Object motion strength in [0, 1]; 0 = frozen scene (3D), > 0 = 4D with times.")
-    ] = 0.0,
+        float | None,
+        typer.Option(help="Object motion strength in [0, 1]; default 0 (frozen scene) in 3d and interp, 1 in 4d."),
+    ] = None,
     steps: Annotated[int, typer.Option(help="Denoising steps (Euler, flow matching).")] = 25,
     guidance: Annotated[
-        float, typer.Option(help="Classifier-free guidance on the images; 1 = off (half the time).")
+        float, typer.Option(help="3d, interp: classifier-free guidance on the images; 1 = off (half the time).")
     ] = 1.0,
+    director: Annotated[
+        str,
+        typer.Option(
+            help="S-Director: auto (the one shipped for the move: --trajectory, or in interp the move matching "
+            "the two views), none (the base model), a shipped name, or a .safetensors LoRA file."
+        ),
+    ] = "auto",
+    temporal_director: Annotated[
+        str,
+        typer.Option(help="T-Director for object motion: auto (the shipped `temporal`), none, a name or a file."),
+    ] = "auto",
+    switch_step: Annotated[
+        int,
+        typer.Option(help="3d with --motion > 0: Switch-Once runs the S-Director for this many steps, then the T."),
+    ] = 3,
     cameras: Annotated[
         Path | None,
         typer.Option(
-            help="transforms.json with the cameras of the input images, in order; each extra image takes "
-            "the trajectory frame nearest its camera. Default: extra images spread along the trajectory."
+            help="transforms.json with the cameras of the input images, in order. 3d: each extra image takes the "
+            "trajectory frame nearest its camera (default: spread along the path); interp: the path joins them "
+            "(default: the move is estimated from the first and last image)."
         ),
     ] = None,
     model: Annotated[
         Path | None, typer.Option(help="A model folder from `scene4d train model`; default: bundled.")
     ] = None,
     reconstruct: Annotated[
-        bool, typer.Option(help="Continue into 3D Gaussians (4D when --motion > 0), written to OUT/scene.")
+        bool,
+        typer.Option(help="Continue into 3D Gaussians (4D with object motion, and always in 4d), in OUT/scene."),
     ] = False,
     iters: Annotated[int, typer.Option(help="--reconstruct: optimisation steps.")] = 1500,
     seed: Annotated[int, typer.Option(help="Seed of the noise; the same seed gives the same frames.")] = 0,
 ) -> None:
-    """Generate a video along a camera trajectory from one or more images (GenXD-style model).
+    """Generate videos from one or more images with the GenXD-style model and DimensionX directors.
 
     The first frame is the first image as given; the camera path starts there. With more
     images the model sees several clean condition views (masked latent conditioning).
     """
     from scene4d.io import load_cameras, read_image, save_clip
     from scene4d.models.bundle import load_bundle
-    from scene4d.pipelines.generate import generate_clip, plan_generation
 
+    if mode not in MODES:
+        raise Scene4DError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     if reconstruct and iters < 1:
         raise Scene4DError(f"--iters must be >= 1, got {iters}")
+    if mode == "interp" and motion:
+        raise Scene4DError("--mode interp makes a frozen scene; leave out --motion")
     bundle = load_bundle(model)
     inputs = [read_image(path) for path in images]
-    views = load_cameras(cameras)[0] if cameras is not None else None
-    condition, path, positions = plan_generation(
-        bundle, inputs, trajectory, frames, magnitude, motion, views, console.print
-    )
-    with progress_bar() as progress:
-        task = progress.add_task("generate", total=steps)
-        clip = generate_clip(
-            bundle,
-            condition,
-            path,
-            positions,
-            motion,
-            steps,
-            seed,
-            guidance,
-            lambda step, total: progress.update(task, completed=step),
-        )
+    known = load_cameras(cameras)[0] if cameras is not None else None
+    request = GenerateRequest(trajectory, frames, magnitude, steps, guidance, director, temporal_director, seed)
+    if mode == "4d":
+        generate_4d_views(bundle, inputs, request, views, 1.0 if motion is None else motion, out)
+        if reconstruct:
+            fit_scene(load_multiview(out / "views"), out / "scene", iters, True, seed)
+        return
+    motion = 0.0 if motion is None else motion
+    if mode == "interp":
+        clip = generate_interp(bundle, inputs, request, known)
+    else:
+        clip = generate_3d(bundle, inputs, request, known, motion, switch_step)
     save_clip(clip, out)
     console.print(f"{len(clip)} frames written to {out}")
     if reconstruct:
         fit_scene(clip, out / "scene", iters, motion > 0, seed)
+
+
+def load_multiview(folder: Path) -> "Clip":
+    """The view Clips under ``folder`` (NN/, in order) as one view-major multi-view Clip."""
+    from scene4d.io import load_clip
+    from scene4d.pipelines.four_d import multiview_clip
+
+    return multiview_clip([load_clip(view) for view in sorted(folder.iterdir())])
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    trajectory: str
+    frames: int
+    magnitude: float | None
+    steps: int
+    guidance: float
+    director: str
+    temporal_director: str
+    seed: int
+
+
+def step_progress(label: str, total: int) -> tuple[Progress, Callable[[int, int], None]]:
+    """A progress bar and the ``on_step(step, total)`` callback that moves it."""
+    progress = progress_bar()
+    task = progress.add_task(label, total=total)
+    return progress, lambda step, steps: progress.update(task, completed=step, total=steps)
+
+
+def generate_3d(
+    bundle: Any, inputs: list, request: GenerateRequest, known: Any, motion: float, switch_step: int
+) -> "Clip":
+    """One video along the trajectory: the S-Director, then (objects moving) the T-Director (Switch-Once)."""
+    from scene4d.directors.schedule import single, switch_once
+    from scene4d.pipelines.generate import (
+        SEGMENT_FRAMES,
+        STATIC,
+        TEMPORAL,
+        generate_chained,
+        generate_clip,
+        pick_director,
+        plan_generation,
+    )
+
+    if motion > 0 and request.frames > SEGMENT_FRAMES:
+        raise Scene4DError(f"with --motion > 0 at most {SEGMENT_FRAMES} frames can be generated, got {request.frames}")
+    condition, path, positions = plan_generation(
+        bundle, inputs, request.trajectory, request.frames, request.magnitude, motion, known, console.print
+    )
+    spatial = pick_director(bundle, request.director, request.trajectory)
+    schedule = single(spatial)
+    if motion > 0:
+        temporal = pick_director(bundle, request.temporal_director, TEMPORAL)
+        schedule = single(temporal) if request.trajectory == STATIC else switch_once(spatial, temporal, switch_step)
+    progress, on_step = step_progress("generate", request.steps)
+    with progress:
+        if request.frames > SEGMENT_FRAMES:
+            return generate_chained(
+                bundle, condition, path, positions, request.steps, request.seed, request.guidance, on_step, schedule
+            )
+        return generate_clip(
+            bundle, condition, path, positions, motion, request.steps, request.seed, request.guidance, on_step,
+            schedule,
+        )  # fmt: skip
+
+
+def generate_interp(bundle: Any, inputs: list, request: GenerateRequest, known: Any) -> "Clip":
+    """The views between the first and last image, with the S-Director of the move that joins them."""
+    from scene4d.directors.schedule import single
+    from scene4d.pipelines.generate import generate_clip, pick_director
+    from scene4d.pipelines.interpolate import plan_interpolation
+
+    condition, path, positions, move, size = plan_interpolation(bundle, inputs, request.frames, known, console.print)
+    spatial = pick_director(bundle, request.director, move)
+    console.print(f"the views differ by {move} ({size:.3g}); director: {spatial or 'none (base model)'}")
+    progress, on_step = step_progress("interpolate", request.steps)
+    with progress:
+        clip = generate_clip(
+            bundle, condition, path, positions, 0.0, request.steps, request.seed, request.guidance, on_step,
+            single(spatial),
+        )  # fmt: skip
+    clip.meta["matched_move"] = move
+    return clip
+
+
+def generate_4d_views(
+    bundle: Any, inputs: list, request: GenerateRequest, num_views: int, motion: float, out: Path
+) -> None:
+    """DimensionX's identity-preserving 4D generation; writes OUT/temporal, OUT/reference and OUT/views/NN."""
+    from scene4d.io import save_clip
+    from scene4d.io.atomic import atomic_directory
+    from scene4d.pipelines.four_d import FourDConfig, generate_4d
+    from scene4d.pipelines.generate import TEMPORAL, check_motion, pick_director, square_image
+
+    check_motion(motion)
+    if len(inputs) != 1:
+        raise Scene4DError(f"--mode 4d takes one image, got {len(inputs)}")
+    image, note = square_image(inputs[0], bundle.info.resolution)
+    if note is not None:
+        console.print(f"image 0: {note}")
+    config = FourDConfig(
+        request.trajectory, request.magnitude, num_views, request.frames, motion, request.steps, seed=request.seed,
+        spatial_director=pick_director(bundle, request.director, request.trajectory),
+        temporal_director=pick_director(bundle, request.temporal_director, TEMPORAL),
+    )  # fmt: skip
+    with progress_bar() as progress:
+        task = progress.add_task("4d", total=None)
+        result = generate_4d(
+            bundle, image, config,
+            lambda stage, step, total: progress.update(task, description=f"4d: {stage} {step}/{total}"),
+        )  # fmt: skip
+    with atomic_directory(out) as staging:
+        save_clip(result.temporal, staging / "temporal")
+        save_clip(result.reference, staging / "reference")
+        for index, view in enumerate(result.views):
+            save_clip(view, staging / "views" / f"{index:02d}")
+    console.print(f"{len(result.views)} views x {len(result.temporal)} times written to {out / 'views'}")
 
 
 def fit_scene(clip: "Clip", out: Path, iters: int, dynamic: bool, seed: int) -> None:

@@ -79,7 +79,7 @@ def inject_director(
         inject_adapter_in_model(config, backbone, adapter_name=name)
     if state is not None:
         result = set_peft_model_state_dict(backbone, state, adapter_name=name)
-        missing = [key for key in result.missing_keys if f".{name}." in key]
+        missing = [key for key in result.missing_keys if f"lora_A.{name}." in key or f"lora_B.{name}." in key]
         if missing:
             raise Scene4DError(f"director {name!r} lacks weights for {len(missing)} LoRA tensors, e.g. {missing[0]}")
     set_adapter(backbone, name)
@@ -161,3 +161,17 @@ def load_director(backbone: nn.Module, path: Path, name: str) -> DirectorInfo:
         )
     inject_director(backbone, name, info.rank, info.alpha, modules, state)
     return info
+
+
+def use_director(backbone: nn.Module, request: str, shipped: dict[str, Path]) -> tuple[str, DirectorInfo]:
+    """Load a director named by one shipped with the model or by a file path (once); its adapter name and info."""
+    if request in shipped:
+        name, path = request, shipped[request]
+    elif request.endswith(".safetensors"):
+        name, path = Path(request).stem, Path(request)
+    else:
+        names = ", ".join(shipped) or "none"
+        raise Scene4DError(f"no director {request!r}: give a .safetensors file or one the model ships ({names})")
+    if name in loaded_directors(backbone):
+        return name, read_director(path)[1]
+    return name, load_director(backbone, path, name)

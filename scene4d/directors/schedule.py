@@ -37,11 +37,12 @@ def single(name: str | None) -> DirectorSchedule:
     return DirectorSchedule(((0, name),))
 
 
-def switch_once(spatial: str, temporal: str, switch_step: int = 3) -> DirectorSchedule:
-    """DimensionX's Switch-Once: ``spatial`` for steps ``0 .. switch_step - 1``, then ``temporal``."""
+def switch_once(spatial: str | None, temporal: str | None, switch_step: int = 3) -> DirectorSchedule:
+    """DimensionX's Switch-Once: ``spatial`` for steps ``0 .. switch_step - 1``, then ``temporal``
+    (``None``: the base model in that phase)."""
     if switch_step < 0:
         raise Scene4DError(f"--switch-step must be >= 0, got {switch_step}")
-    if switch_step == 0:
+    if switch_step == 0 or spatial == temporal:
         return single(temporal)
     return DirectorSchedule(((0, spatial), (switch_step, temporal)))
 

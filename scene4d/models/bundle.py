@@ -5,10 +5,11 @@ Layout of a model folder (every module: ``config.json`` + ``model.safetensors``)
     model.json              resolution, field of view, motion scale, orbit distance, preset
     vae/                    TinyVAE (or ``"vae": "<diffusers AutoencoderKL path>"`` in model.json)
     denoiser/               GenXDDenoiser (EMA weights, stored as float16)
+    directors/NAME.safetensors   optional LoRA directors (``directors.lora``), found by name
 """
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ class ModelBundle:
     info: ModelInfo
     vae: nn.Module
     denoiser: GenXDDenoiser
+    directors: dict[str, Path] = field(default_factory=dict)  # director files shipped with the model, by name
 
 
 def default_model_path() -> Path:
@@ -116,4 +118,5 @@ def load_bundle(folder: Path | None = None) -> ModelBundle:
     vae = load_diffusers_vae(info.vae) if info.vae is not None else load_vae(folder / "vae")
     denoiser = GenXDDenoiser(rebuild(DenoiserConfig, read_config(folder / "denoiser"), folder / "denoiser"))
     load_module_weights(folder / "denoiser", denoiser)
-    return ModelBundle(info, vae, denoiser.eval())
+    directors = {path.stem: path for path in sorted((folder / "directors").glob("*.safetensors"))}
+    return ModelBundle(info, vae, denoiser.eval(), directors)

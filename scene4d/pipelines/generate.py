@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from scene4d.diffusion import sample
+from scene4d.directors.lora import use_director
+from scene4d.directors.schedule import DirectorSchedule, schedule_hook, single
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, keyframed_w2c, named_trajectory_w2c, plucker_rays
 from scene4d.geometry.trajectories import check_num_frames
@@ -22,6 +24,9 @@ from scene4d.models.bundle import ModelBundle, ModelInfo
 from scene4d.models.vae import from_model_images, to_model_images
 
 STATIC = "static"  # a trajectory name for a fixed camera (object motion only)
+TEMPORAL = "temporal"  # the name of the T-Director shipped with a model
+SEGMENT_FRAMES = 16  # the longest video the bundled model was trained on; longer 3D paths are chained
+CHAIN_OVERLAP = 2  # frames each chained segment takes from the previous one as conditions
 
 
 def square_image(image: np.ndarray, size: int) -> tuple[np.ndarray, str | None]:
@@ -66,10 +71,15 @@ def snap_to_trajectory(trajectory: Cameras, views: Cameras) -> tuple[Cameras, li
     for row in distances[1:]:
         order = [int(index) for index in row.argsort() if int(index) not in positions]
         positions.append(order[0])
+    return place_views(trajectory, views, positions), positions
+
+
+def place_views(trajectory: Cameras, views: Cameras, positions: list[int]) -> Cameras:
+    """The trajectory with frames ``positions`` replaced by ``views`` (poses relative to the first view)."""
     w2c, K = trajectory.w2c.clone(), trajectory.K.clone()  # noqa: N806 -- K is the standard name
-    w2c[positions] = views.w2c.to(w2c)
+    w2c[positions] = views.relative_to(0).w2c.to(w2c)
     K[positions] = views.K.to(K)
-    return Cameras(K, w2c, trajectory.width, trajectory.height), positions
+    return Cameras(K, w2c, trajectory.width, trajectory.height)
 
 
 def check_motion(motion: float) -> None:
@@ -88,8 +98,13 @@ def generate_clip(
     seed: int,
     guidance: float = 1.0,
     on_step: Callable[[int, int], None] | None = None,
+    schedule: DirectorSchedule | None = None,
 ) -> Clip:
-    """Sample the frames at ``cameras`` (times 0..1 when ``motion > 0``, else all 0)."""
+    """Sample the frames at ``cameras`` (times 0..1 when ``motion > 0``, else all 0).
+
+    ``schedule`` names the director active at each step (loaded beforehand with
+    ``directors.lora.use_director``); None runs the base model throughout.
+    """
     check_motion(motion)
     if steps < 1:
         raise Scene4DError(f"--steps must be >= 1, got {steps}")
@@ -109,6 +124,7 @@ def generate_clip(
         torch.Generator().manual_seed(seed),
         guidance,
         on_step,
+        hooks=[schedule_hook(denoiser, schedule or single(None))],
         plucker=plucker_rays(cameras, *clean.shape[-2:]).permute(0, 3, 1, 2)[None],
         times=times[None],
         motion=torch.tensor([motion]),
@@ -117,6 +133,7 @@ def generate_clip(
     frames = from_model_images(vae.decode(latents[0]))
     frames[positions] = images
     meta = {"kind": "generated", "motion": motion, "steps": steps, "seed": seed, "guidance": guidance}
+    meta |= {"directors": [list(phase) for phase in (schedule or single(None)).phases]}
     meta |= {"condition_frames": positions, "model": bundle.info.preset}
     return Clip(frames, cameras, times.numpy(), meta=meta)
 
@@ -149,3 +166,57 @@ def plan_generation(
             notify(f"image {index}: {note}")
         squared.append(fitted)
     return np.stack(squared), path, positions
+
+
+def pick_director(bundle: ModelBundle, request: str, default: str) -> str | None:
+    """The adapter name of a director request: ``auto`` (``default`` when the model ships it, else the
+    base model), ``none`` (the base model), a shipped director's name, or a ``.safetensors`` file."""
+    if request == "none" or (request == "auto" and default not in bundle.directors):
+        return None
+    return use_director(bundle.denoiser, default if request == "auto" else request, bundle.directors)[0]
+
+
+def segment_starts(num_frames: int, segment: int = SEGMENT_FRAMES, overlap: int = CHAIN_OVERLAP) -> list[int]:
+    """First frames of chained segments of ``segment`` frames, each overlapping the previous by ``overlap``."""
+    starts = [0]
+    while starts[-1] + segment < num_frames:
+        starts.append(starts[-1] + segment - overlap)
+    return starts
+
+
+@torch.no_grad()
+def generate_chained(
+    bundle: ModelBundle,
+    images: np.ndarray,  # [n, r, r, 3] condition images at the model's size
+    cameras: Cameras,  # [T] cameras of every frame, any T
+    positions: list[int],  # frame index of each condition image (the first is 0)
+    steps: int,
+    seed: int,
+    guidance: float = 1.0,
+    on_step: Callable[[int, int], None] | None = None,
+    schedule: DirectorSchedule | None = None,
+) -> Clip:
+    """A static (3D) video of any length: segments of ``SEGMENT_FRAMES`` frames, each conditioned on the
+    last ``CHAIN_OVERLAP`` frames already made (and the given images inside it), cameras relative
+    to its first frame."""
+    num_frames = len(cameras)
+    starts = segment_starts(num_frames)
+    frames = np.zeros((num_frames, *images.shape[1:]), dtype=np.float32)
+    frames[positions] = images
+    known = set(positions)
+    for index, start in enumerate(starts):
+        end = min(start + SEGMENT_FRAMES, num_frames)
+        inside = sorted(position - start for position in known if start <= position < end)
+
+        def report(step: int, total: int, done: int = index) -> None:
+            if on_step is not None:
+                on_step(done * total + step, len(starts) * total)
+
+        segment = generate_clip(
+            bundle, frames[[start + p for p in inside]], cameras[list(range(start, end))].relative_to(0), inside,
+            0.0, steps, seed + index, guidance, report, schedule,
+        )  # fmt: skip
+        frames[start:end] = segment.frames
+        known |= set(range(start, end))
+    meta = segment.meta | {"condition_frames": positions, "segments": starts, "seed": seed}
+    return Clip(frames, cameras, np.zeros(num_frames), meta=meta)

@@ -1,0 +1,193 @@
+"""DimensionX pipelines: chained 3D paths, identity-preserving 4D (eq. 4-6), interpolation with director choice."""
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from scene4d.cli import app
+from scene4d.directors.lora import DirectorInfo, inject_director, save_director, target_modules
+from scene4d.errors import Scene4DError
+from scene4d.geometry import Cameras, named_trajectory_w2c
+from scene4d.geometry.rotations import rotation_error_deg
+from scene4d.io import load_clip, write_image
+from scene4d.models.bundle import ModelBundle, ModelInfo, load_bundle, save_bundle
+from scene4d.models.denoiser import DenoiserConfig, GenXDDenoiser
+from scene4d.models.vae import TinyVAE, VAEConfig, from_model_images
+from scene4d.pipelines.four_d import FourDConfig, blend_hook, generate_4d, reference_index, spatial_videos
+from scene4d.pipelines.generate import generate_chained, generate_clip, pick_director, segment_starts
+from scene4d.pipelines.interpolate import plan_interpolation, relative_motion
+from scene4d.synth import SynthConfig, make_clip
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny random model shipping two directors, ``pan-left`` and ``temporal``."""
+    torch.manual_seed(0)
+    vae = TinyVAE(VAEConfig(channels=(8, 8)))
+    denoiser = GenXDDenoiser(DenoiserConfig(width=32, depth=1, heads=2))
+    with torch.no_grad():
+        for parameter in denoiser.parameters():
+            parameter.normal_(0, 0.1)
+    folder = tmp_path_factory.mktemp("model") / "model"
+    save_bundle(folder, ModelBundle(ModelInfo(16, 55.0, 0.01, 6.0, "test"), vae, denoiser))
+    for kind, name in (("spatial", "pan-left"), ("temporal", "temporal")):
+        inject_director(denoiser, name, 2, 2.0, target_modules(denoiser))
+        for key, parameter in denoiser.named_parameters():
+            if f"lora_B.{name}." in key:
+                parameter.data.normal_(0, 0.3)
+        info = DirectorInfo(kind, name if kind == "spatial" else None, 2, 2.0, "scene4d-test")
+        save_director(folder / "directors" / f"{name}.safetensors", denoiser, name, info)
+    return folder
+
+
+def test_pick_director_loads_shipped_directors_and_falls_back_to_the_base(model_dir):
+    bundle = load_bundle(model_dir)
+    assert sorted(bundle.directors) == ["pan-left", "temporal"]
+    assert pick_director(bundle, "auto", "pan-left") == "pan-left"
+    assert pick_director(bundle, "auto", "orbit-up") is None  # not shipped: the base model
+    assert pick_director(bundle, "none", "pan-left") is None
+    assert pick_director(bundle, "temporal", "pan-left") == "temporal"
+    with pytest.raises(Scene4DError, match="pan-left, temporal"):
+        pick_director(bundle, "spin", "pan-left")
+
+
+def test_segments_overlap_by_two_frames_and_cover_the_path():
+    assert segment_starts(16) == [0]
+    assert segment_starts(30) == [0, 14]
+    assert segment_starts(45) == [0, 14, 28, 42]  # 28 + 16 = 44 frames leave frame 44 to a fourth segment
+    assert segment_starts(44) == [0, 14, 28]
+
+
+def test_chained_path_starts_as_one_segment_and_conditions_on_the_overlap(model_dir):
+    bundle = load_bundle(model_dir)
+    image = np.random.default_rng(1).random((1, 16, 16, 3)).astype(np.float32)
+    cameras = Cameras.from_fov(55.0, 16, 16, named_trajectory_w2c("pan-left", 20, 40.0))
+    chained = generate_chained(bundle, image, cameras, [0], steps=2, seed=3)
+    first = generate_clip(bundle, image, cameras[list(range(16))], [0], 0.0, steps=2, seed=3)
+    np.testing.assert_array_equal(chained.frames[:14], first.frames[:14])
+    second = generate_clip(
+        bundle, first.frames[[14, 15]], cameras[list(range(14, 20))].relative_to(0), [0, 1], 0.0, steps=2, seed=4
+    )
+    np.testing.assert_array_equal(chained.frames[14:], second.frames)
+    assert chained.meta["segments"] == [0, 14] and np.all(chained.times == 0)
+
+
+def test_blend_hook_is_eq5_in_the_first_steps_only():
+    generator = torch.Generator().manual_seed(0)
+    latents, reference, noise = (torch.randn(2, 3, 4, 4, 4, generator=generator) for _ in range(3))
+    sigma = torch.tensor([0.7, 0.7])
+    hook = blend_hook(reference, noise, weight=0.25, steps=2)
+    by_hand = 0.25 * latents + 0.75 * (0.3 * reference + 0.7 * noise)
+    torch.testing.assert_close(hook(1, sigma, latents), by_hand)
+    assert hook(2, sigma, latents) is latents
+
+
+def smooth_texture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Blurred noise stretched to [0, 1]: texture dense optical flow can follow."""
+    import cv2
+
+    texture = cv2.GaussianBlur(rng.random((size, size, 3)).astype(np.float32), (0, 0), 2.0)
+    return (texture - texture.min()) / (texture.max() - texture.min())
+
+
+def test_reference_frame_is_where_most_moves():
+    rng = np.random.default_rng(0)
+    background, patch = smooth_texture(rng, 64), smooth_texture(rng, 20)
+    offsets = [10, 10, 10, 11, 15, 16, 16, 16]  # the patch jumps 4 px between frames 3 and 4
+    frames = np.stack([background.copy() for _ in offsets])
+    for frame, offset in zip(frames, offsets, strict=True):
+        frame[22:42, offset : offset + 20] = patch
+    assert reference_index(frames) in (3, 4)
+
+
+class Still(torch.nn.Module):
+    """A denoiser predicting zero velocity: sampling leaves the latents where they start."""
+
+    def forward(self, latents, sigma, cond_mask, **conditioning):
+        return torch.zeros_like(latents)
+
+
+def test_every_time_starts_from_the_shared_noisy_reference_latent(model_dir):
+    """Eq. 4: with blending off and a still denoiser, every time's views are the noised reference latent."""
+    loaded = load_bundle(model_dir)
+    bundle = ModelBundle(loaded.info, loaded.vae, Still())
+    frames = np.random.default_rng(2).random((3, 16, 16, 3)).astype(np.float32)
+    cameras = Cameras.from_fov(55.0, 16, 16, named_trajectory_w2c("pan-left", 4, 20.0))
+    reference = torch.randn(4, 4, 4, 4, generator=torch.Generator().manual_seed(5))  # [K, C, h, w]
+    config = FourDConfig(steps=10, reference_strength=0.5, blend_lambda=1.0, seed=7)
+    videos = spatial_videos(bundle, frames, cameras, reference, config, None)
+    np.testing.assert_array_equal(videos[:, 0], frames)
+    noise = torch.randn(reference.shape, generator=torch.Generator().manual_seed(config.seed + 2))
+    sigma = 1.0 - 5 * (1.0 - 1.0 / 1000) / 9  # the first of the last 5 of 10 levels
+    with torch.no_grad():
+        expected = from_model_images(bundle.vae.decode((1 - sigma) * reference + sigma * noise))
+    for time in range(3):
+        np.testing.assert_allclose(videos[time, 1:], expected[1:], atol=1e-5)
+
+
+def test_4d_views_share_times_hold_one_camera_each_and_view_zero_is_the_temporal_video(model_dir):
+    bundle = load_bundle(model_dir)
+    image = np.random.default_rng(3).random((16, 16, 3)).astype(np.float32)
+    config = FourDConfig(trajectory="pan-left", num_views=3, num_times=4, steps=2, refine_strengths=(0.5,))
+    result = generate_4d(bundle, image, config)
+    assert len(result.views) == 3 and len(result.reference) == 3
+    np.testing.assert_array_equal(result.views[0].frames, result.temporal.frames)
+    np.testing.assert_array_equal(result.temporal.frames[0], image)
+    for index, view in enumerate(result.views):
+        np.testing.assert_array_equal(view.times, result.temporal.times)
+        torch.testing.assert_close(view.cameras.w2c, result.reference.cameras.w2c[[index] * 4])
+    anchor = result.reference_index
+    assert not np.array_equal(result.views[1].frames[anchor - 1 or 1], result.views[2].frames[anchor - 1 or 1])
+
+
+def test_interpolation_with_known_cameras_picks_the_move_and_joins_the_views(model_dir):
+    bundle = load_bundle(model_dir)
+    clip = make_clip(SynthConfig(kind="spatial", resolution=32, num_frames=9, trajectory="orbit-left"), 1)
+    ends = clip.cameras[[0, 8]]
+    images, path, positions, move, size = plan_interpolation(
+        bundle, [clip.frames[0], clip.frames[8]], 9, ends, notify=lambda note: None
+    )
+    assert move == "orbit-left" and size == pytest.approx(clip.meta["trajectory_magnitude"], abs=1.5)
+    assert positions == [0, 8]
+    torch.testing.assert_close(path.w2c[0], torch.eye(4))
+    torch.testing.assert_close(path.w2c[8], ends.relative_to(0).w2c[1].to(path.w2c), atol=1e-5, rtol=0)
+
+
+def test_relative_motion_from_images_matches_the_rendered_rotation():
+    clip = make_clip(SynthConfig(kind="spatial", resolution=256, num_frames=16, trajectory="pan-right"), 1)
+    rotation, direction = relative_motion(clip.frames[0], clip.frames[-1], clip.cameras.K[0])
+    truth = clip.cameras.relative_to(0).w2c[-1, :3, :3]
+    assert direction is None  # the camera only turned
+    assert rotation_error_deg(rotation, truth) < 1.0
+
+
+def test_generate_4d_and_interp_write_their_outputs(model_dir, tmp_path):
+    image = tmp_path / "photo.png"
+    write_image(image, np.random.default_rng(0).random((20, 24, 3)).astype(np.float32))
+    out = tmp_path / "four"
+    args = ["generate", str(image), "--out", str(out), "--mode", "4d", "--views", "2", "--frames", "3"]
+    result = CliRunner().invoke(app, [*args, "--steps", "2", "--model", str(model_dir)])
+    assert result.exit_code == 0, result.output
+    views = [load_clip(out / "views" / name) for name in ("00", "01")]
+    np.testing.assert_array_equal(views[0].frames, load_clip(out / "temporal").frames)
+    assert len(load_clip(out / "reference")) == 2 and len(views[1]) == 3
+    known = tmp_path / "known"
+    clip = make_clip(SynthConfig(kind="spatial", resolution=16, num_frames=5, trajectory="pan-left"), 0)
+    from scene4d.io import Clip, save_clip
+
+    save_clip(Clip(clip.frames[[0, 4]], clip.cameras[[0, 4]], clip.times[[0, 4]]), known)
+    for index in (0, 4):
+        write_image(tmp_path / f"view{index}.png", clip.frames[index])
+    views_args = [str(tmp_path / "view0.png"), str(tmp_path / "view4.png"), "--cameras", str(known / "transforms.json")]
+    result = CliRunner().invoke(
+        app,
+        ["generate", *views_args, "--out", str(tmp_path / "between"), "--mode", "interp", "--frames", "5"]
+        + ["--steps", "2", "--model", str(model_dir)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "director: pan-left" in result.output
+    between = load_clip(tmp_path / "between")
+    np.testing.assert_allclose(between.frames[[0, 4]], clip.frames[[0, 4]], atol=1 / 255)
+    bad = CliRunner().invoke(app, ["generate", str(image), "--out", str(tmp_path / "x"), "--mode", "5d"])
+    assert bad.exit_code == 2 and "--mode must be one of" in bad.output and not (tmp_path / "x").exists()
