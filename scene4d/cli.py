@@ -522,6 +522,7 @@ def director(
 
 
 MODES = ("3d", "4d", "interp")
+BACKBONES = ("scene4d-tiny", "cogvideox")
 
 
 @command
@@ -543,9 +544,12 @@ def generate(
         typer.Option(help="3d, 4d: a named move (see `scene4d trajectories`), `static`, or a keyframe .json file."),
     ] = "orbit-left",
     frames: Annotated[
-        int,
-        typer.Option(help="Frames to generate, conditions included (4d: times). 3d paths over 16 frames are chained."),
-    ] = 16,
+        int | None,
+        typer.Option(
+            help="Frames to generate, conditions included (4d: times); default 16 (cogvideox: 49, any 4k + 1). "
+            "3d paths over 16 frames are chained on scene4d-tiny."
+        ),
+    ] = None,
     views: Annotated[int, typer.Option(help="4d: number of cameras along --trajectory.")] = 8,
     magnitude: Annotated[
         float | None, typer.Option(help="Size of the move (degrees or scene units); the move's default when omitted.")
@@ -584,6 +588,21 @@ def generate(
     model: Annotated[
         Path | None, typer.Option(help="A model folder from `scene4d train model`; default: bundled.")
     ] = None,
+    backbone: Annotated[
+        str,
+        typer.Option(
+            help="scene4d-tiny (the --model folder, Plücker cameras) or cogvideox (diffusers CogVideoX-5b-I2V, "
+            "3d only: directors are LoRA files, cameras come from SfM on the frames)."
+        ),
+    ] = "scene4d-tiny",
+    cogvideox: Annotated[
+        str, typer.Option(help="cogvideox: a local folder or a cached diffusers id of the weights.")
+    ] = "THUDM/CogVideoX-5b-I2V",
+    prompt: Annotated[str, typer.Option(help="cogvideox: the text prompt.")] = "",
+    cpu_offload: Annotated[
+        bool, typer.Option(help="cogvideox: diffusers model CPU offload (less GPU memory).")
+    ] = False,
+    vae_tiling: Annotated[bool, typer.Option(help="cogvideox: decode in tiles (less GPU memory).")] = False,
     reconstruct: Annotated[
         bool,
         typer.Option(help="Continue into 3D Gaussians (4D with object motion, and always in 4d), in OUT/scene."),
@@ -598,6 +617,7 @@ def generate(
     """
     from scene4d.io import load_cameras, read_image, save_clip
     from scene4d.models.bundle import load_bundle
+    from scene4d.pipelines.generate import SEGMENT_FRAMES
 
     if mode not in MODES:
         raise Scene4DError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -605,6 +625,20 @@ def generate(
         raise Scene4DError(f"--iters must be >= 1, got {iters}")
     if mode == "interp" and motion:
         raise Scene4DError("--mode interp makes a frozen scene; leave out --motion")
+    if backbone not in BACKBONES:
+        raise Scene4DError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
+    if backbone == "cogvideox":
+        clip = generate_with_cogvideox(
+            images, mode, GenerateRequest(trajectory, frames or 49, magnitude, steps, guidance, director,
+            temporal_director, seed), 0.0 if motion is None else motion, switch_step,
+            CogVideoXSettings(cogvideox, prompt, cpu_offload, vae_tiling),
+        )  # fmt: skip
+        save_clip(clip, out)
+        console.print(f"{len(clip)} frames written to {out} (cameras from {clip.meta['cameras_from']})")
+        if reconstruct:
+            fit_scene(clip, out / "scene", iters, False, seed)
+        return
+    frames = frames or SEGMENT_FRAMES
     bundle = load_bundle(model)
     inputs = [read_image(path) for path in images]
     known = load_cameras(cameras)[0] if cameras is not None else None
@@ -623,6 +657,57 @@ def generate(
     console.print(f"{len(clip)} frames written to {out}")
     if reconstruct:
         fit_scene(clip, out / "scene", iters, motion > 0, seed)
+
+
+@dataclass(frozen=True)
+class CogVideoXSettings:
+    source: str
+    prompt: str
+    cpu_offload: bool
+    vae_tiling: bool
+
+
+def generate_with_cogvideox(
+    images: list[Path], mode: str, request: "GenerateRequest", motion: float, switch_step: int,
+    settings: CogVideoXSettings,
+) -> "Clip":  # fmt: skip
+    """DimensionX on CogVideoX-5b-I2V: LoRA directors (Switch-Once with --motion > 0), cameras by SfM."""
+    from scene4d.directors.lora import use_director
+    from scene4d.directors.schedule import single, switch_once
+    from scene4d.io import read_image
+    from scene4d.models.cogvideox import CogVideoXOptions, load_cogvideox
+    from scene4d.pipelines.cogvideox import (
+        ASSUMED_FOV_X_DEG,
+        check_frame_count,
+        cogvideox_clip,
+        fit_image,
+        generate_cogvideox_frames,
+    )
+
+    if mode != "3d" or len(images) != 1:
+        raise Scene4DError("--backbone cogvideox makes --mode 3d videos from one image")
+    check_frame_count(request.frames)
+    image = fit_image(read_image(images[0]))
+    pipeline = load_cogvideox(CogVideoXOptions(settings.source, settings.cpu_offload, settings.vae_tiling))
+
+    def director_file(choice: str) -> tuple[str | None, str | None]:
+        """Adapter name and camera move of a director file (no directors ship for CogVideoX)."""
+        if choice in ("auto", "none"):
+            return None, None
+        name, info = use_director(pipeline.transformer, choice, {})
+        return name, info.trajectory
+
+    (spatial, move), (temporal, _) = director_file(request.director), director_file(request.temporal_director)
+    schedule = switch_once(spatial, temporal, switch_step) if motion > 0 else single(spatial)
+    progress, on_step = step_progress("generate", request.steps)
+    with progress:
+        frames = generate_cogvideox_frames(
+            pipeline, image, request.frames, request.steps, request.guidance, request.seed, schedule,
+            prompt=settings.prompt, on_step=on_step,
+        )  # fmt: skip
+    meta = {"kind": "generated", "backbone": "cogvideox", "seed": request.seed, "prompt": settings.prompt}
+    meta |= {"directors": [list(phase) for phase in schedule.phases]}
+    return cogvideox_clip(frames, ASSUMED_FOV_X_DEG, move or request.trajectory, meta)
 
 
 def load_multiview(folder: Path) -> "Clip":

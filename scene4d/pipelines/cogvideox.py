@@ -1,0 +1,107 @@
+"""DimensionX on CogVideoX: an image -> a video steered by LoRA directors, with a per-step schedule.
+
+diffusers runs the denoising loop; its ``callback_on_step_end`` switches the active director
+after every step, so Switch-Once (S-Director first, then T-Director) needs no loop of our own.
+CogVideoX takes no cameras: a 3D clip's cameras come from SfM on the generated frames
+(``curate.sfm``), and fall back to the S-Director's own move when SfM cannot register them.
+Frame counts other than CogVideoX's 49 rely on its 3D RoPE extrapolating (DimensionX reaches 145).
+"""
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from scene4d.directors.lora import activate
+from scene4d.directors.schedule import DirectorSchedule
+from scene4d.errors import Scene4DError
+from scene4d.geometry import Cameras, named_trajectory_w2c
+from scene4d.io import Clip
+
+COGVIDEOX_WIDTH, COGVIDEOX_HEIGHT = 720, 480  # the frame size CogVideoX-5b-I2V was trained at
+ASSUMED_FOV_X_DEG = 55.0  # CogVideoX's frames carry no intrinsics; SfM fixes this field of view
+
+
+def fit_image(image: np.ndarray, width: int = COGVIDEOX_WIDTH, height: int = COGVIDEOX_HEIGHT) -> np.ndarray:
+    """The centred crop of ``image`` [H, W, 3] with the aspect ``width : height``, resized to that size."""
+    import cv2
+
+    rows, cols = image.shape[:2]
+    scale = min(cols / width, rows / height)
+    crop_w, crop_h = round(width * scale), round(height * scale)
+    left, top = (cols - crop_w) // 2, (rows - crop_h) // 2
+    cropped = np.ascontiguousarray(image[top : top + crop_h, left : left + crop_w])
+    interpolation = cv2.INTER_AREA if crop_w > width else cv2.INTER_LINEAR
+    return cv2.resize(cropped, (width, height), interpolation=interpolation)
+
+
+def check_frame_count(num_frames: int) -> None:
+    """CogVideoX's VAE compresses time by 4: a video has 4k + 1 frames."""
+    if num_frames < 5 or (num_frames - 1) % 4:
+        raise Scene4DError(f"CogVideoX makes 4k + 1 frames (49 by default), got {num_frames}")
+
+
+@torch.no_grad()
+def generate_cogvideox_frames(
+    pipeline,
+    image: np.ndarray,  # [H, W, 3] in [0, 1], H and W multiples of 16
+    num_frames: int,
+    steps: int,
+    guidance: float,
+    seed: int,
+    schedule: DirectorSchedule,
+    prompt: str | None = None,
+    prompt_embeds: torch.Tensor | None = None,  # [1, L, D] instead of a prompt (no text encoder needed)
+    on_step: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Frames [T, H, W, 3] in [0, 1]; ``schedule`` names the director of every denoising step."""
+    from PIL import Image
+
+    check_frame_count(num_frames)
+    height, width = image.shape[:2]
+
+    def switch(pipe, step: int, timestep, tensors: dict) -> dict:
+        activate(pipe.transformer, schedule.director_at(step + 1))
+        if on_step is not None:
+            on_step(step + 1, steps)
+        return tensors
+
+    activate(pipeline.transformer, schedule.director_at(0))
+    output = pipeline(
+        image=Image.fromarray((image * 255).round().astype(np.uint8)),
+        prompt=prompt,
+        prompt_embeds=prompt_embeds,
+        height=height,
+        width=width,
+        num_frames=num_frames,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        use_dynamic_cfg=guidance > 1.0,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="np",
+        callback_on_step_end=switch,
+    )
+    return np.asarray(output.frames[0], dtype=np.float32)
+
+
+def cameras_of_frames(frames: np.ndarray, fov_x_deg: float, trajectory: str | None) -> tuple[Cameras, str]:
+    """Cameras of generated frames by SfM (``curate.sfm``); else the named move's path. Also says which."""
+    from scene4d.curate.sfm import estimate_cameras
+
+    num_frames, height, width = frames.shape[:3]
+    try:
+        result = estimate_cameras(frames, None, Cameras.from_fov(fov_x_deg, width, height).K[0])
+        if len(result.cameras) == num_frames:
+            return result.cameras.relative_to(0), "sfm"
+    except Scene4DError:
+        pass
+    if trajectory is None:
+        raise Scene4DError("SfM could not register the generated frames and no trajectory names their cameras")
+    w2c = named_trajectory_w2c(trajectory, num_frames)
+    return Cameras.from_fov(fov_x_deg, width, height, w2c), "trajectory"
+
+
+def cogvideox_clip(frames: np.ndarray, fov_x_deg: float, trajectory: str | None, meta: dict) -> Clip:
+    """A static Clip of CogVideoX frames with cameras from SfM (or the director's move)."""
+    cameras, source = cameras_of_frames(frames, fov_x_deg, trajectory)
+    return Clip(frames, cameras, np.zeros(len(frames)), meta=meta | {"cameras_from": source})

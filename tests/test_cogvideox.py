@@ -1,0 +1,112 @@
+"""The CogVideoX backbone: a tiny random CogVideoX image-to-video pipeline with DimensionX-format directors."""
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from scene4d.directors.lora import active_director, load_director
+from scene4d.directors.schedule import switch_once
+from scene4d.errors import Scene4DError
+from scene4d.geometry.rotations import rotation_error_deg
+from scene4d.models.cogvideox import CogVideoXOptions, load_cogvideox
+from scene4d.pipelines.cogvideox import cameras_of_frames, check_frame_count, generate_cogvideox_frames
+from scene4d.synth import SynthConfig, make_clip
+
+
+def tiny_pipeline():
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXDDIMScheduler,
+        CogVideoXImageToVideoPipeline,
+        CogVideoXTransformer3DModel,
+    )
+
+    torch.manual_seed(0)
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=2,
+        attention_head_dim=16,  # the 3D RoPE splits a head into t, h, w parts of even size
+        in_channels=8,
+        out_channels=4,
+        time_embed_dim=8,
+        text_embed_dim=16,
+        num_layers=1,
+        sample_width=4,
+        sample_height=4,
+        sample_frames=9,
+        max_text_seq_length=4,
+        use_rotary_positional_embeddings=True,
+    )
+    vae = AutoencoderKLCogVideoX(
+        block_out_channels=(8, 8, 8, 8), latent_channels=4, layers_per_block=1, norm_num_groups=2
+    )
+    return CogVideoXImageToVideoPipeline(
+        tokenizer=None, text_encoder=None, vae=vae, transformer=transformer, scheduler=CogVideoXDDIMScheduler()
+    )
+
+
+def write_dimensionx_lora(path, transformer, seed: int, rank: int = 4) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, module in transformer.named_modules():
+        if name.endswith(("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0")):
+            state[f"transformer.{name}.lora_A.weight"] = torch.randn(rank, module.in_features, generator=generator)
+            state[f"transformer.{name}.lora_B.weight"] = torch.randn(module.out_features, rank, generator=generator)
+    save_file(state, path)
+
+
+def test_switch_once_switches_directors_inside_diffusers_loop(tmp_path):
+    pipeline = tiny_pipeline()
+    for seed, name in enumerate(("orbit-left", "temporal")):
+        write_dimensionx_lora(tmp_path / f"{name}.safetensors", pipeline.transformer, seed)
+        load_director(pipeline.transformer, tmp_path / f"{name}.safetensors", name)
+    seen = []
+    pipeline.transformer.register_forward_pre_hook(lambda module, args: seen.append(active_director(module)))
+    image = np.random.default_rng(0).random((32, 32, 3)).astype(np.float32)
+    frames = generate_cogvideox_frames(
+        pipeline, image, 9, steps=5, guidance=1.0, seed=0, schedule=switch_once("orbit-left", "temporal", 2),
+        prompt_embeds=torch.randn(1, 4, 16, generator=torch.Generator().manual_seed(1)),
+    )  # fmt: skip
+    assert seen == ["orbit-left"] * 2 + ["temporal"] * 3
+    assert frames.shape == (9, 32, 32, 3) and 0.0 <= frames.min() and frames.max() <= 1.0
+
+
+def test_missing_weights_and_bad_frame_counts_fail_in_one_line(tmp_path):
+    with pytest.raises(Scene4DError, match="no CogVideoX image-to-video weights at .*nowhere"):
+        load_cogvideox(CogVideoXOptions(source=str(tmp_path / "nowhere")))
+    with pytest.raises(Scene4DError, match="4k \\+ 1"):
+        check_frame_count(48)
+
+
+def test_cameras_of_generated_frames_come_from_sfm():
+    clip = make_clip(SynthConfig(kind="spatial", resolution=96, num_frames=9, trajectory="pan-right"), 1)
+    fov_x_deg = float(np.rad2deg(2 * np.arctan(48 / float(clip.cameras.K[0, 0, 0]))))
+    cameras, source = cameras_of_frames(clip.frames, fov_x_deg, "pan-right")
+    assert source == "sfm"
+    truth = clip.cameras.relative_to(0).w2c[-1, :3, :3]
+    assert rotation_error_deg(cameras.w2c[-1, :3, :3], truth) < 2.0
+
+
+def test_fit_image_crops_the_centre_to_cogvideox_aspect():
+    from scene4d.pipelines.cogvideox import fit_image
+
+    columns = np.linspace(0, 1, 600, dtype=np.float32)
+    image = np.repeat(np.repeat(columns[None, :, None], 300, axis=0), 3, axis=2)  # 300 x 600, brightness = column
+    fitted = fit_image(image)
+    assert fitted.shape == (480, 720, 3)
+    # a 3:2 crop of a 2:1 image keeps columns 75..524; the output's edge columns sample their ends
+    assert fitted[240, 0, 0] == pytest.approx(columns[75], abs=2e-3)
+    assert fitted[240, -1, 0] == pytest.approx(columns[524], abs=2e-3)
+
+
+def test_generate_with_cogvideox_names_missing_weights(tmp_path):
+    from typer.testing import CliRunner
+
+    from scene4d.cli import app
+    from scene4d.io import write_image
+
+    write_image(tmp_path / "photo.png", np.zeros((16, 16, 3), dtype=np.float32))
+    args = ["generate", str(tmp_path / "photo.png"), "--out", str(tmp_path / "out"), "--backbone", "cogvideox"]
+    result = CliRunner().invoke(app, [*args, "--cogvideox", str(tmp_path / "weights")])
+    assert result.exit_code == 2 and "no CogVideoX image-to-video weights" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
