@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from scene4d.curate.sfm import nearest_rotation
+from scene4d.curate.tracks import sift_matches
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, Keyframe, keyframed_w2c, named_trajectory_w2c, rigid_inverse
 from scene4d.geometry.trajectories import nearest_move
@@ -23,22 +24,6 @@ from scene4d.pipelines.generate import place_views, spread_positions, square_ima
 RESIDUAL_PX = 1.5  # median homography residual below which the views may share their centre
 ROTATION_SPREAD = 0.05  # ... if K^-1 H K is this close to a scaled rotation (singular values' spread)
 MIN_MATCHES = 8
-
-
-def sift_matches(image_a: np.ndarray, image_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel positions [M, 2] of SIFT matches passing Lowe's ratio test (0.8) in both images."""
-    import cv2
-
-    sift = cv2.SIFT_create()
-    grey = [cv2.cvtColor((image * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY) for image in (image_a, image_b)]
-    (keys_a, features_a), (keys_b, features_b) = (sift.detectAndCompute(image, None) for image in grey)
-    if features_a is None or features_b is None or min(len(keys_a), len(keys_b)) < 2:
-        return np.zeros((0, 2)), np.zeros((0, 2))
-    pairs = cv2.BFMatcher().knnMatch(features_a, features_b, k=2)
-    good = [first for first, second in pairs if first.distance < 0.8 * second.distance]
-    points_a = np.float64([keys_a[match.queryIdx].pt for match in good]).reshape(-1, 2)
-    points_b = np.float64([keys_b[match.trainIdx].pt for match in good]).reshape(-1, 2)
-    return points_a, points_b
 
 
 def relative_motion(image_a: np.ndarray, image_b: np.ndarray, K: Tensor) -> tuple[Tensor, Tensor | None]:  # noqa: N803
