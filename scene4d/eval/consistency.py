@@ -27,10 +27,18 @@ def residual_motion(frames: np.ndarray) -> float:
     return float(np.mean(residuals))
 
 
-def matched_pixels(frame_a: np.ndarray, frame_b: np.ndarray) -> int:
-    """SIFT matches of two views that are inliers of one RANSAC fundamental matrix (1 px)."""
+def matched_pixels(frame_a: np.ndarray, frame_b: np.ndarray, min_side: int = 256) -> int:
+    """SIFT matches of two views that are inliers of one RANSAC fundamental matrix (1 px).
+
+    Frames smaller than ``min_side`` are first upsampled (bicubic) to it: SIFT finds few
+    keypoints in a 64 px frame.
+    """
     import cv2
 
+    scale = max(1.0, min_side / min(frame_a.shape[:2]))
+    if scale > 1.0:
+        size = (round(frame_a.shape[1] * scale), round(frame_a.shape[0] * scale))
+        frame_a, frame_b = (cv2.resize(f, size, interpolation=cv2.INTER_CUBIC).clip(0, 1) for f in (frame_a, frame_b))
     points_a, points_b = sift_matches(frame_a, frame_b)
     if len(points_a) < 8:
         return 0
