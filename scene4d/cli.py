@@ -219,9 +219,10 @@ def reconstruct(
 
 
 def fit_with_progress(
-    clip: "Clip", out: Path, config: "FitConfig", warmup: int | None, bake_times: int = 0
+    clip: "Clip", out: Path, config: "FitConfig", warmup: int | None, bake_times: int = 0, confidence: Any = None
 ) -> None:  # fmt: skip
-    """3DGS (or 4DGS after ``warmup`` static steps, when given) with a progress bar and a summary line."""
+    """3DGS (or 4DGS after ``warmup`` static steps, when given) with a progress bar and a summary line;
+    ``confidence`` [T, H, W] weights the 3DGS loss per pixel."""
     from scene4d.splat.reconstruct import reconstruct_dynamic, reconstruct_static
 
     label = "3DGS" if warmup is None else "4DGS"
@@ -232,7 +233,7 @@ def fit_with_progress(
             progress.update(task, completed=step, description=f"{label} loss {loss:.4f}")
 
         if warmup is None:
-            metrics = reconstruct_static(clip, out, config, on_step)
+            metrics = reconstruct_static(clip, out, config, on_step, confidence)
         else:
             metrics = reconstruct_dynamic(clip, out, config, warmup, bake_times, on_step)
     console.print(
@@ -828,9 +829,17 @@ def generate_4d_views(
 
 
 def fit_scene(clip: "Clip", out: Path, iters: int, dynamic: bool, seed: int) -> None:
-    """3DGS (or 4DGS) of a generated clip, with a progress bar; one initial Gaussian per 8 pixels (at most 20k)."""
+    """3DGS (or 4DGS) of a generated clip, with a progress bar; one initial Gaussian per 8 pixels (at most 20k).
+
+    3DGS weights each pixel by the confidence of the generated frames (DimensionX eq. 3).
+    """
+    from scene4d.pipelines.confidence import flow_confidence
     from scene4d.splat.fit import FitConfig
 
     pixels = len(clip) * clip.height * clip.width
     config = FitConfig(iterations=iters, seed=seed, sh_degree=1, init_points=min(20_000, pixels // 8))
-    fit_with_progress(clip, out, config, min(500, iters // 4) if dynamic else None)
+    if dynamic:
+        fit_with_progress(clip, out, config, min(500, iters // 4))
+    else:
+        confidence = flow_confidence(clip.frames, clip.meta.get("condition_frames", [0]))
+        fit_with_progress(clip, out, config, None, confidence=confidence)

@@ -191,3 +191,17 @@ def test_generate_4d_and_interp_write_their_outputs(model_dir, tmp_path):
     np.testing.assert_allclose(between.frames[[0, 4]], clip.frames[[0, 4]], atol=1 / 255)
     bad = CliRunner().invoke(app, ["generate", str(image), "--out", str(tmp_path / "x"), "--mode", "5d"])
     assert bad.exit_code == 2 and "--mode must be one of" in bad.output and not (tmp_path / "x").exists()
+
+
+def test_confidence_trusts_consistent_motion_and_distrusts_flicker():
+    from test_eval_consistency import shifted_video
+
+    from scene4d.pipelines.confidence import flow_confidence
+
+    panning = shifted_video(2.0, 0.0)
+    flicker = panning.copy()
+    flicker[:, 40:60, 5:25] = np.random.default_rng(3).random((len(flicker), 20, 20, 3))  # new detail every frame
+    confidence = flow_confidence(flicker, condition_frames=[0])
+    assert np.all(confidence[0] == 1.0)
+    assert confidence[1:, :30].mean() > 0.95  # the panning texture agrees with its neighbours
+    assert confidence[1:, 40:60, 5:25].mean() < 0.2
