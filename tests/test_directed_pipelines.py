@@ -205,3 +205,21 @@ def test_confidence_trusts_consistent_motion_and_distrusts_flicker():
     assert np.all(confidence[0] == 1.0)
     assert confidence[1:, :30].mean() > 0.95  # the panning texture agrees with its neighbours
     assert confidence[1:, 40:60, 5:25].mean() < 0.2
+
+
+@pytest.mark.parametrize(
+    ("extra", "phases"),
+    [
+        ([], [[0, "pan-left"]]),
+        (["--motion", "0.5", "--switch-step", "1"], [[0, "pan-left"], [1, "temporal"]]),
+        (["--motion", "0.5", "--director", "none"], [[0, None], [3, "temporal"]]),
+        (["--motion", "0.5", "--trajectory", "static"], [[0, "temporal"]]),
+    ],
+)
+def test_generate_3d_records_the_director_of_every_step(model_dir, tmp_path, extra, phases):
+    image = tmp_path / "photo.png"
+    write_image(image, np.random.default_rng(0).random((16, 16, 3)).astype(np.float32))
+    args = ["generate", str(image), "--out", str(tmp_path / "out"), "--trajectory", "pan-left", "--frames", "4"]
+    result = CliRunner().invoke(app, [*args, "--steps", "2", "--model", str(model_dir), *extra])
+    assert result.exit_code == 0, result.output
+    assert load_clip(tmp_path / "out").meta["directors"] == phases
