@@ -471,6 +471,10 @@ def model(
     console.print(f"model written to {out / 'model'}")
 
 
+MODES = ("3d", "4d", "interp")
+BACKBONES = ("scene4d-tiny", "cogvideox")
+
+
 @train_command
 def director(
     kind: Annotated[
@@ -498,32 +502,56 @@ def director(
     lr: Annotated[float, typer.Option(help="AdamW learning rate of the LoRA weights (DimensionX: 1e-3).")] = 1e-3,
     batch_size: Annotated[int, typer.Option(help="Samples per step.")] = 4,
     seed: Annotated[int, typer.Option(help="Seed of the LoRA initialisation, the samples and the noise.")] = 0,
+    backbone: Annotated[
+        str, typer.Option(help="scene4d-tiny (the --base model folder) or cogvideox (CogVideoX-5b-I2V, CUDA).")
+    ] = "scene4d-tiny",
+    cogvideox: Annotated[
+        str, typer.Option(help="cogvideox: a local folder or a cached diffusers id of the weights.")
+    ] = "THUDM/CogVideoX-5b-I2V",
+    prompt: Annotated[str, typer.Option(help="cogvideox: the text prompt of every training video.")] = "",
+    frames: Annotated[int, typer.Option(help="cogvideox: frames per training video (4k + 1).")] = 49,
 ) -> None:
     """Train a LoRA director (DimensionX S-/T-Director) on a frozen base model.
 
     Resumable: rerun the same command to continue from OUT.checkpoint/.
     """
-    from scene4d.models.bundle import load_bundle
-    from scene4d.train.director import DirectorTrainConfig, train_director
+    from scene4d.train.director import DirectorTrainConfig
 
     if out.suffix != ".safetensors":
         raise Scene4DError(f"--out must name a .safetensors file, got {out}")
+    if backbone not in BACKBONES:
+        raise Scene4DError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
     config = DirectorTrainConfig(kind, trajectory, rank, alpha, steps, lr, batch_size, seed=seed)
-    bundle = load_bundle(base)
+    if backbone == "cogvideox":
+        pipeline, prompt_embeds = cogvideox_for_training(CogVideoXSettings(cogvideox, prompt, False, False))
+    else:
+        from scene4d.models.bundle import load_bundle
+
+        bundle = load_bundle(base)
     with progress_bar() as progress:
         task = progress.add_task("director", total=steps)
-        train_director(
-            config,
-            bundle,
-            data,
-            out,
-            lambda step, loss: progress.update(task, completed=step, description=f"director loss {loss:.4f}"),
-        )
+
+        def on_step(step: int, loss: float) -> None:
+            progress.update(task, completed=step, description=f"director loss {loss:.4f}")
+
+        if backbone == "cogvideox":
+            from scene4d.train.director import train_cogvideox_director
+
+            train_cogvideox_director(config, pipeline, prompt_embeds, data, out, frames, on_step)
+        else:
+            from scene4d.train.director import train_director
+
+            train_director(config, bundle, data, out, on_step)
     console.print(f"director written to {out}")
 
 
-MODES = ("3d", "4d", "interp")
-BACKBONES = ("scene4d-tiny", "cogvideox")
+def cogvideox_for_training(settings: "CogVideoXSettings") -> tuple[Any, Any]:
+    """The CogVideoX pipeline and the embedding of the prompt every training video gets."""
+    from scene4d.models.cogvideox import CogVideoXOptions, load_cogvideox
+
+    pipeline = load_cogvideox(CogVideoXOptions(settings.source))
+    prompt_embeds, _ = pipeline.encode_prompt(settings.prompt, do_classifier_free_guidance=False)
+    return pipeline, prompt_embeds
 
 
 @command

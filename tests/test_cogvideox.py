@@ -110,3 +110,30 @@ def test_generate_with_cogvideox_names_missing_weights(tmp_path):
     result = CliRunner().invoke(app, [*args, "--cogvideox", str(tmp_path / "weights")])
     assert result.exit_code == 2 and "no CogVideoX image-to-video weights" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_a_director_trains_on_cogvideox_and_only_its_lora_moves(tmp_path):
+    from scene4d.directors.lora import director_state
+    from scene4d.io import save_clip
+    from scene4d.train.director import TRAINED, DirectorTrainConfig, train_cogvideox_director
+
+    for seed in range(2):
+        save_clip(
+            make_clip(SynthConfig(kind="temporal", resolution=16, num_frames=6, supersample=1), seed),
+            tmp_path / f"c{seed}",
+        )
+    pipeline = tiny_pipeline()
+    base = {name: value.clone() for name, value in pipeline.transformer.state_dict().items()}
+    config = DirectorTrainConfig("temporal", rank=2, alpha=2.0, steps=2, batch_size=1, checkpoint_every=1)
+    prompt = torch.randn(1, 4, 16, generator=torch.Generator().manual_seed(0))
+    info = train_cogvideox_director(config, pipeline, prompt, tmp_path, tmp_path / "t.safetensors", 5, None)
+    assert (info.kind, info.backbone) == ("temporal", "cogvideox")
+    trained = director_state(pipeline.transformer, TRAINED)
+    assert any(value.abs().max() > 0 for key, value in trained.items() if "lora_B" in key)
+    for name, value in pipeline.transformer.state_dict().items():
+        if "lora_" not in name:  # adapted layers keep their weights as base_layer.*
+            torch.testing.assert_close(value, base[name.replace(".base_layer", "")])
+    fresh = tiny_pipeline().transformer
+    load_director(fresh, tmp_path / "t.safetensors", "temporal")
+    for key, value in director_state(fresh, "temporal").items():
+        torch.testing.assert_close(value, trained[key].half().float())

@@ -113,24 +113,116 @@ def train_director(
     Resumable: the checkpoint lives in ``<out without suffix>.checkpoint/``; rerunning with the
     same settings continues from it.
     """
-    rng = np.random.default_rng(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     folders = director_clip_folders(data, config, base.info.orbit_distance)
     clips = load_latent_clips(folders, base.vae, base.info.resolution, base.info.motion_scale, max(config.frame_counts))
     source = sample_source(clips, base, config)
-    denoiser = base.denoiser
-    inject_director(denoiser, TRAINED, config.rank, config.alpha, target_modules(denoiser))
-    parameters = [parameter for parameter in denoiser.parameters() if parameter.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
-    checkpoint = out.with_suffix(".checkpoint")
-    step = resume_director(checkpoint, config, denoiser, optimizer, rng, generator)
-    recent: deque[float] = deque(maxlen=50)
-    denoiser.train()
-    while step < config.steps:
+
+    def step_loss(rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
         batch = source.batch(rng)
         clean, cond_mask = batch.pop("clean"), batch.pop("cond_mask")
-        loss = masked_flow_loss(denoiser, clean, cond_mask, generator, config.condition_dropout, **batch)
+        return masked_flow_loss(base.denoiser, clean, cond_mask, generator, config.condition_dropout, **batch)
+
+    info = DirectorInfo(config.kind, config.trajectory, config.rank, config.alpha, f"scene4d-{base.info.preset}")
+    run_director_training(config, base.denoiser, step_loss, out, info, on_step)
+    return info
+
+
+def train_cogvideox_director(
+    config: DirectorTrainConfig,
+    pipeline,  # diffusers CogVideoXImageToVideoPipeline (frozen; only the LoRA trains)
+    prompt_embeds: torch.Tensor,  # [1, L, D] the prompt every sample is trained with
+    data: Path,
+    out: Path,
+    num_frames: int,
+    on_step: Callable[[int, float], None] | None,
+) -> DirectorInfo:
+    """Train a director on CogVideoX-5b-I2V, as DimensionX does: v-prediction on video latents with the
+    first frame's latent as the image condition (the loss of diffusers' CogVideoX image-to-video
+    LoRA recipe). ``config.frame_counts`` is unused: every sample has ``num_frames`` (4k + 1) frames.
+    """
+    from scene4d.pipelines.cogvideox import check_frame_count
+
+    check_frame_count(num_frames)
+    torch.manual_seed(config.seed)
+    folders = director_clip_folders(data, config, orbit_distance=4.0)
+
+    def step_loss(rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
+        picks = rng.choice(len(folders), size=config.batch_size)
+        videos = np.stack([cogvideox_sample(folders[int(pick)], num_frames, pipeline, rng) for pick in picks])
+        return cogvideox_loss(pipeline, videos, prompt_embeds, generator)
+
+    info = DirectorInfo(config.kind, config.trajectory, config.rank, config.alpha, "cogvideox")
+    run_director_training(config, pipeline.transformer, step_loss, out, info, on_step)
+    return info
+
+
+def cogvideox_sample(folder: Path, num_frames: int, pipeline, rng: np.random.Generator) -> np.ndarray:
+    """``num_frames`` consecutive frames [T, H, W, 3] of a clip (from a random start), fitted to the
+    pipeline's frame size."""
+    from scene4d.pipelines.cogvideox import fit_image
+
+    frames = load_clip(folder).frames
+    if len(frames) < num_frames:
+        raise Scene4DError(f"clip {folder} has {len(frames)} frames, fewer than --frames {num_frames}")
+    start = int(rng.integers(len(frames) - num_frames + 1))
+    height = pipeline.transformer.config.sample_height * pipeline.vae_scale_factor_spatial
+    width = pipeline.transformer.config.sample_width * pipeline.vae_scale_factor_spatial
+    return np.stack([fit_image(frame, width, height) for frame in frames[start : start + num_frames]])
+
+
+def cogvideox_loss(
+    pipeline, videos: np.ndarray, prompt_embeds: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """Weighted x0 error of CogVideoX's v-prediction at random DDPM timesteps; ``videos`` [B, T, H, W, 3]."""
+    transformer, vae, scheduler = pipeline.transformer, pipeline.vae, pipeline.scheduler
+    device, dtype = transformer.device, transformer.dtype
+    pixels = (torch.from_numpy(videos).permute(0, 4, 1, 2, 3) * 2 - 1).to(device, dtype)  # [B, 3, T, H, W]
+    with torch.no_grad():
+        latents = vae.encode(pixels).latent_dist.sample(generator) * vae.config.scaling_factor
+        first = vae.encode(pixels[:, :, :1]).latent_dist.sample(generator) * vae.config.scaling_factor
+    latents, first = latents.permute(0, 2, 1, 3, 4), first.permute(0, 2, 1, 3, 4)  # [B, F, C, h, w]
+    image_latents = torch.cat([first, torch.zeros_like(latents[:, 1:])], dim=1)
+    batch, frames = latents.shape[:2]
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator).to(device)
+    noise = torch.randn(latents.shape, generator=generator).to(device, dtype)
+    noisy = scheduler.add_noise(latents, noise, timesteps)
+    rotary = None
+    if transformer.config.use_rotary_positional_embeddings:
+        rotary = pipeline._prepare_rotary_positional_embeddings(videos.shape[2], videos.shape[3], frames, device)
+    velocity = transformer(
+        hidden_states=torch.cat([noisy, image_latents], dim=2),
+        encoder_hidden_states=prompt_embeds.expand(batch, -1, -1).to(device, dtype),
+        timestep=timesteps,
+        image_rotary_emb=rotary,
+        return_dict=False,
+    )[0]
+    predicted = scheduler.get_velocity(velocity, noisy, timesteps)  # x0 = sqrt(a) x_t - sqrt(1 - a) v
+    alphas = scheduler.alphas_cumprod.to(device)[timesteps]
+    weights = (1 / (1 - alphas)).reshape(batch, 1, 1, 1, 1)
+    return (weights * (predicted.float() - latents.float()).square()).mean()
+
+
+def run_director_training(
+    config: DirectorTrainConfig,
+    backbone: torch.nn.Module,
+    step_loss: Callable[[np.random.Generator, torch.Generator], torch.Tensor],
+    out: Path,
+    info: DirectorInfo,
+    on_step: Callable[[int, float], None] | None,
+) -> None:
+    """The LoRA training loop of any backbone: AdamW on the adapter only, checkpoints, the file at the end."""
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    inject_director(backbone, TRAINED, config.rank, config.alpha, target_modules(backbone))
+    parameters = [parameter for parameter in backbone.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
+    checkpoint = out.with_suffix(".checkpoint")
+    step = resume_director(checkpoint, config, backbone, optimizer, rng, generator)
+    recent: deque[float] = deque(maxlen=50)
+    backbone.train()
+    while step < config.steps:
+        loss = step_loss(rng, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -141,14 +233,12 @@ def train_director(
             on_step(step, recent[-1])
         if step % config.checkpoint_every == 0 or step == config.steps:
             state = {"config": json.loads(json.dumps(asdict(config))), "step": step, "loss": float(np.mean(recent))}
-            tensors = director_state(denoiser, TRAINED) | optimizer_tensors(optimizer)
+            tensors = director_state(backbone, TRAINED) | optimizer_tensors(optimizer)
             save_checkpoint(
                 checkpoint, tensors | {"generator": generator.get_state()}, state | {"rng": rng.bit_generator.state}
             )
-    denoiser.eval()
-    info = DirectorInfo(config.kind, config.trajectory, config.rank, config.alpha, f"scene4d-{base.info.preset}")
-    save_director(out, denoiser, TRAINED, info, torch.float16)
-    return info
+    backbone.eval()
+    save_director(out, backbone, TRAINED, info, torch.float16)
 
 
 def resume_director(
