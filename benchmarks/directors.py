@@ -89,7 +89,7 @@ def run_4d(bundle: ModelBundle, scenes: int, steps: int) -> dict[str, list[tuple
     common = dict(trajectory="orbit-left", magnitude=30.0, num_views=6, num_times=6, steps=steps)
     common |= dict(spatial_director="orbit-left", temporal_director=TEMPORAL)
     variants = {
-        "no sharing": FourDConfig(**common, reference_strength=1.0, blend_lambda=1.0, refine_strengths=()),
+        "no sharing": FourDConfig(**common, share_reference=False, refine_strengths=()),
         "+ reference latent (eq. 4-5)": FourDConfig(**common, refine_strengths=()),
         "+ refinement (eq. 6)": FourDConfig(**common),
     }

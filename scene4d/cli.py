@@ -523,7 +523,10 @@ def director(
         raise Scene4DError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
     config = DirectorTrainConfig(kind, trajectory, rank, alpha, steps, lr, batch_size, seed=seed)
     if backbone == "cogvideox":
-        pipeline, prompt_embeds = cogvideox_for_training(CogVideoXSettings(cogvideox, prompt, False, False))
+        from scene4d.models.cogvideox import CogVideoXOptions, load_cogvideox, prompt_embedding
+
+        pipeline = load_cogvideox(CogVideoXOptions(cogvideox))
+        prompt_embeds = prompt_embedding(pipeline, prompt)
     else:
         from scene4d.models.bundle import load_bundle
 
@@ -543,15 +546,6 @@ def director(
 
             train_director(config, bundle, data, out, on_step)
     console.print(f"director written to {out}")
-
-
-def cogvideox_for_training(settings: "CogVideoXSettings") -> tuple[Any, Any]:
-    """The CogVideoX pipeline and the embedding of the prompt every training video gets."""
-    from scene4d.models.cogvideox import CogVideoXOptions, load_cogvideox
-
-    pipeline = load_cogvideox(CogVideoXOptions(settings.source))
-    prompt_embeds, _ = pipeline.encode_prompt(settings.prompt, do_classifier_free_guidance=False)
-    return pipeline, prompt_embeds
 
 
 @command
@@ -665,7 +659,7 @@ def generate(
         save_clip(clip, out)
         console.print(f"{len(clip)} frames written to {out} (cameras from {clip.meta['cameras_from']})")
         if reconstruct:
-            fit_scene(clip, out / "scene", iters, False, seed)
+            fit_scene(clip, out / "scene", iters, bool(motion), seed)
         return
     frames = frames or SEGMENT_FRAMES
     bundle = load_bundle(model)
@@ -701,8 +695,7 @@ def generate_with_cogvideox(
     settings: CogVideoXSettings,
 ) -> "Clip":  # fmt: skip
     """DimensionX on CogVideoX-5b-I2V: LoRA directors (Switch-Once with --motion > 0), cameras by SfM."""
-    from scene4d.directors.lora import use_director
-    from scene4d.directors.schedule import single, switch_once
+    from scene4d.directors.lora import director_info
     from scene4d.io import read_image
     from scene4d.models.cogvideox import CogVideoXOptions, load_cogvideox
     from scene4d.pipelines.cogvideox import (
@@ -712,22 +705,21 @@ def generate_with_cogvideox(
         fit_image,
         generate_cogvideox_frames,
     )
+    from scene4d.pipelines.generate import check_motion, plan_directors
 
     if mode != "3d" or len(images) != 1:
         raise Scene4DError("--backbone cogvideox makes --mode 3d videos from one image")
     check_frame_count(request.frames)
+    check_motion(motion)
     image = fit_image(read_image(images[0]))
     pipeline = load_cogvideox(CogVideoXOptions(settings.source, settings.cpu_offload, settings.vae_tiling))
-
-    def director_file(choice: str) -> tuple[str | None, str | None]:
-        """Adapter name and camera move of a director file (no directors ship for CogVideoX)."""
-        if choice in ("auto", "none"):
-            return None, None
-        name, info = use_director(pipeline.transformer, choice, {})
-        return name, info.trajectory
-
-    (spatial, move), (temporal, _) = director_file(request.director), director_file(request.temporal_director)
-    schedule = switch_once(spatial, temporal, switch_step) if motion > 0 else single(spatial)
+    schedule = plan_directors(
+        pipeline.transformer, {}, request.director, request.temporal_director, request.trajectory, motion,
+        switch_step,
+    )  # fmt: skip
+    console.print(f"directors: {schedule.describe()} (no directors ship for CogVideoX: pass LoRA files)")
+    spatial = schedule.phases[0][1]
+    move = director_info(pipeline.transformer, spatial).trajectory if spatial is not None else None
     progress, on_step = step_progress("generate", request.steps)
     with progress:
         frames = generate_cogvideox_frames(
@@ -736,7 +728,7 @@ def generate_with_cogvideox(
         )  # fmt: skip
     meta = {"kind": "generated", "backbone": "cogvideox", "seed": request.seed, "prompt": settings.prompt}
     meta |= {"directors": [list(phase) for phase in schedule.phases]}
-    return cogvideox_clip(frames, ASSUMED_FOV_X_DEG, move or request.trajectory, meta)
+    return cogvideox_clip(frames, ASSUMED_FOV_X_DEG, move, meta, motion > 0)
 
 
 def load_multiview(folder: Path) -> "Clip":
@@ -770,14 +762,11 @@ def generate_3d(
     bundle: Any, inputs: list, request: GenerateRequest, known: Any, motion: float, switch_step: int
 ) -> "Clip":
     """One video along the trajectory: the S-Director, then (objects moving) the T-Director (Switch-Once)."""
-    from scene4d.directors.schedule import single, switch_once
     from scene4d.pipelines.generate import (
         SEGMENT_FRAMES,
-        STATIC,
-        TEMPORAL,
         generate_chained,
         generate_clip,
-        pick_director,
+        plan_directors,
         plan_generation,
     )
 
@@ -786,11 +775,11 @@ def generate_3d(
     condition, path, positions = plan_generation(
         bundle, inputs, request.trajectory, request.frames, request.magnitude, motion, known, console.print
     )
-    spatial = pick_director(bundle, request.director, request.trajectory)
-    schedule = single(spatial)
-    if motion > 0:
-        temporal = pick_director(bundle, request.temporal_director, TEMPORAL)
-        schedule = single(temporal) if request.trajectory == STATIC else switch_once(spatial, temporal, switch_step)
+    schedule = plan_directors(
+        bundle.denoiser, bundle.directors, request.director, request.temporal_director, request.trajectory, motion,
+        switch_step,
+    )  # fmt: skip
+    console.print(f"directors: {schedule.describe()}")
     progress, on_step = step_progress("generate", request.steps)
     with progress:
         if request.frames > SEGMENT_FRAMES:
@@ -810,7 +799,7 @@ def generate_interp(bundle: Any, inputs: list, request: GenerateRequest, known: 
     from scene4d.pipelines.interpolate import plan_interpolation
 
     condition, path, positions, move, size = plan_interpolation(bundle, inputs, request.frames, known, console.print)
-    spatial = pick_director(bundle, request.director, move)
+    spatial = pick_director(bundle.denoiser, bundle.directors, request.director, move)
     console.print(f"the views differ by {move} ({size:.3g}); director: {spatial or 'none (base model)'}")
     progress, on_step = step_progress("interpolate", request.steps)
     with progress:
@@ -839,8 +828,8 @@ def generate_4d_views(
         console.print(f"image 0: {note}")
     config = FourDConfig(
         request.trajectory, request.magnitude, num_views, request.frames, motion, request.steps, seed=request.seed,
-        spatial_director=pick_director(bundle, request.director, request.trajectory),
-        temporal_director=pick_director(bundle, request.temporal_director, TEMPORAL),
+        spatial_director=pick_director(bundle.denoiser, bundle.directors, request.director, request.trajectory),
+        temporal_director=pick_director(bundle.denoiser, bundle.directors, request.temporal_director, TEMPORAL),
     )  # fmt: skip
     with progress_bar() as progress:
         task = progress.add_task("4d", total=None)

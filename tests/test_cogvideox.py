@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from test_directors import dimensionx_lora_file
 
 from scene4d.directors.lora import active_director, load_director
 from scene4d.directors.schedule import switch_once
@@ -45,20 +45,10 @@ def tiny_pipeline():
     )
 
 
-def write_dimensionx_lora(path, transformer, seed: int, rank: int = 4) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    state = {}
-    for name, module in transformer.named_modules():
-        if name.endswith(("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0")):
-            state[f"transformer.{name}.lora_A.weight"] = torch.randn(rank, module.in_features, generator=generator)
-            state[f"transformer.{name}.lora_B.weight"] = torch.randn(module.out_features, rank, generator=generator)
-    save_file(state, path)
-
-
 def test_switch_once_switches_directors_inside_diffusers_loop(tmp_path):
     pipeline = tiny_pipeline()
     for seed, name in enumerate(("orbit-left", "temporal")):
-        write_dimensionx_lora(tmp_path / f"{name}.safetensors", pipeline.transformer, seed)
+        dimensionx_lora_file(tmp_path / f"{name}.safetensors", pipeline.transformer, rank=4, seed=seed)
         load_director(pipeline.transformer, tmp_path / f"{name}.safetensors", name)
     seen = []
     pipeline.transformer.register_forward_pre_hook(lambda module, args: seen.append(active_director(module)))

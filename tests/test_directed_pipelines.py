@@ -3,10 +3,19 @@
 import numpy as np
 import pytest
 import torch
+from test_eval_consistency import smooth_texture
 from typer.testing import CliRunner
 
 from scene4d.cli import app
-from scene4d.directors.lora import DirectorInfo, inject_director, save_director, target_modules
+from scene4d.directors.lora import (
+    DirectorInfo,
+    active_director,
+    inject_director,
+    save_director,
+    target_modules,
+    use_director,
+)
+from scene4d.directors.schedule import switch_once
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, named_trajectory_w2c
 from scene4d.geometry.rotations import rotation_error_deg
@@ -41,15 +50,36 @@ def model_dir(tmp_path_factory):
     return folder
 
 
-def test_pick_director_loads_shipped_directors_and_falls_back_to_the_base(model_dir):
+def test_pick_director_loads_shipped_directors_and_falls_back_to_the_base(model_dir, tmp_path):
     bundle = load_bundle(model_dir)
-    assert sorted(bundle.directors) == ["pan-left", "temporal"]
-    assert pick_director(bundle, "auto", "pan-left") == "pan-left"
-    assert pick_director(bundle, "auto", "orbit-up") is None  # not shipped: the base model
-    assert pick_director(bundle, "none", "pan-left") is None
-    assert pick_director(bundle, "temporal", "pan-left") == "temporal"
+    backbone, shipped = bundle.denoiser, bundle.directors
+    assert sorted(shipped) == ["pan-left", "temporal"]
+    assert pick_director(backbone, shipped, "auto", "pan-left") == "pan-left"
+    assert active_director(backbone) is None  # loading does not switch the model
+    assert pick_director(backbone, shipped, "auto", "orbit-up") is None  # not shipped: the base model
+    assert pick_director(backbone, shipped, "none", "pan-left") is None
+    assert pick_director(backbone, shipped, "temporal", "pan-left") == "temporal"
     with pytest.raises(Scene4DError, match="pan-left, temporal"):
-        pick_director(bundle, "spin", "pan-left")
+        pick_director(backbone, shipped, "spin", "pan-left")
+    impostor = tmp_path / "temporal.safetensors"  # another file with a loaded director's name
+    impostor.write_bytes(shipped["pan-left"].read_bytes())
+    with pytest.raises(Scene4DError, match="share the name 'temporal'"):
+        pick_director(backbone, shipped, str(impostor), None)
+
+
+def test_generate_clip_runs_the_schedule_step_by_step_and_restores_the_model(model_dir):
+    bundle = load_bundle(model_dir)
+    for name in ("pan-left", "temporal"):
+        use_director(bundle.denoiser, name, bundle.directors)
+    seen = []
+    bundle.denoiser.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(active_director(module)), with_kwargs=True
+    )
+    image = np.random.default_rng(1).random((1, 16, 16, 3)).astype(np.float32)
+    cameras = Cameras.from_fov(55.0, 16, 16, named_trajectory_w2c("pan-left", 4, 20.0))
+    generate_clip(bundle, image, cameras, [0], 0.5, steps=5, seed=0, schedule=switch_once("pan-left", "temporal", 2))
+    assert seen == ["pan-left"] * 2 + ["temporal"] * 3
+    assert active_director(bundle.denoiser) is None
 
 
 def test_segments_overlap_by_two_frames_and_cover_the_path():
@@ -73,22 +103,15 @@ def test_chained_path_starts_as_one_segment_and_conditions_on_the_overlap(model_
     assert chained.meta["segments"] == [0, 14] and np.all(chained.times == 0)
 
 
-def test_blend_hook_is_eq5_in_the_first_steps_only():
+def test_blend_hook_is_eq5_on_what_the_first_steps_denoised():
     generator = torch.Generator().manual_seed(0)
     latents, reference, noise = (torch.randn(2, 3, 4, 4, 4, generator=generator) for _ in range(3))
     sigma = torch.tensor([0.7, 0.7])
     hook = blend_hook(reference, noise, weight=0.25, steps=2)
     by_hand = 0.25 * latents + 0.75 * (0.3 * reference + 0.7 * noise)
-    torch.testing.assert_close(hook(1, sigma, latents), by_hand)
-    assert hook(2, sigma, latents) is latents
-
-
-def smooth_texture(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Blurred noise stretched to [0, 1]: texture dense optical flow can follow."""
-    import cv2
-
-    texture = cv2.GaussianBlur(rng.random((size, size, 3)).astype(np.float32), (0, 0), 2.0)
-    return (texture - texture.min()) / (texture.max() - texture.min())
+    for step in (1, 2):  # before steps 1 and 2: the output of steps 0 and 1
+        torch.testing.assert_close(hook(step, sigma, latents), by_hand)
+    assert hook(0, sigma, latents) is latents and hook(3, sigma, latents) is latents
 
 
 def test_reference_frame_is_where_most_moves():
@@ -109,21 +132,24 @@ class Still(torch.nn.Module):
 
 
 def test_every_time_starts_from_the_shared_noisy_reference_latent(model_dir):
-    """Eq. 4: with blending off and a still denoiser, every time's views are the noised reference latent."""
+    """Eq. 4: with a still denoiser and no blending, every time's views stay at one shared start, the
+    reference latent noised to ``reference_strength``; without sharing each time has its own."""
     loaded = load_bundle(model_dir)
     bundle = ModelBundle(loaded.info, loaded.vae, Still())
     frames = np.random.default_rng(2).random((3, 16, 16, 3)).astype(np.float32)
     cameras = Cameras.from_fov(55.0, 16, 16, named_trajectory_w2c("pan-left", 4, 20.0))
     reference = torch.randn(4, 4, 4, 4, generator=torch.Generator().manual_seed(5))  # [K, C, h, w]
-    config = FourDConfig(steps=10, reference_strength=0.5, blend_lambda=1.0, seed=7)
-    videos = spatial_videos(bundle, frames, cameras, reference, config, None)
-    np.testing.assert_array_equal(videos[:, 0], frames)
-    noise = torch.randn(reference.shape, generator=torch.Generator().manual_seed(config.seed + 2))
-    sigma = 1.0 - 5 * (1.0 - 1.0 / 1000) / 9  # the first of the last 5 of 10 levels
+    shared = spatial_videos(bundle, frames, cameras, reference, FourDConfig(steps=10, blend_lambda=1.0), None)
+    np.testing.assert_array_equal(shared[:, 0], frames)
+    for time in (1, 2):
+        np.testing.assert_array_equal(shared[time, 1:], shared[0, 1:])
     with torch.no_grad():
-        expected = from_model_images(bundle.vae.decode((1 - sigma) * reference + sigma * noise))
-    for time in range(3):
-        np.testing.assert_allclose(videos[time, 1:], expected[1:], atol=1e-5)
+        clean = from_model_images(bundle.vae.decode(reference))[1:]
+    faint = FourDConfig(steps=10, reference_strength=0.1, blend_lambda=1.0)
+    nearly_clean = spatial_videos(bundle, frames, cameras, reference, faint, None)[0, 1:]
+    assert np.abs(nearly_clean - clean).mean() < 0.5 * np.abs(shared[0, 1:] - clean).mean()
+    alone = spatial_videos(bundle, frames, cameras, reference, FourDConfig(steps=10, share_reference=False), None)
+    assert not np.allclose(alone[1, 1:], alone[0, 1:])
 
 
 def test_4d_views_share_times_hold_one_camera_each_and_view_zero_is_the_temporal_video(model_dir):
@@ -137,8 +163,7 @@ def test_4d_views_share_times_hold_one_camera_each_and_view_zero_is_the_temporal
     for index, view in enumerate(result.views):
         np.testing.assert_array_equal(view.times, result.temporal.times)
         torch.testing.assert_close(view.cameras.w2c, result.reference.cameras.w2c[[index] * 4])
-    anchor = result.reference_index
-    assert not np.array_equal(result.views[1].frames[anchor - 1 or 1], result.views[2].frames[anchor - 1 or 1])
+    assert active_director(bundle.denoiser) is None
 
 
 def test_interpolation_with_known_cameras_picks_the_move_and_joins_the_views(model_dir):

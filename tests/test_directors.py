@@ -113,9 +113,9 @@ def tiny_cogvideox() -> torch.nn.Module:
     ).eval()
 
 
-def dimensionx_lora_file(path, transformer, rank: int) -> dict:
+def dimensionx_lora_file(path, transformer, rank: int, seed: int = 5) -> dict:
     """A LoRA file in the key layout of DimensionX's published files: no header, alpha implicit."""
-    generator = torch.Generator().manual_seed(5)
+    generator = torch.Generator().manual_seed(seed)
     state = {}
     for name, module in transformer.named_modules():
         if name.endswith(("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0")):

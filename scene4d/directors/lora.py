@@ -14,6 +14,8 @@ loads a director into our denoiser and into diffusers' ``CogVideoXTransformer3DM
 """
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -91,12 +93,22 @@ def loaded_directors(backbone: nn.Module) -> list[str]:
 
 
 def activate(backbone: nn.Module, name: str | None) -> None:
-    """Run ``backbone`` with director ``name`` (unfused), or with none (the base model) for ``None``."""
+    """Run ``backbone`` with director ``name`` (unfused, frozen), or with none (the base model) for ``None``."""
     from peft.functional import set_adapter
 
     if name is not None and name not in loaded_directors(backbone):
         raise Scene4DError(f"no director called {name!r} is loaded; loaded: {', '.join(loaded_directors(backbone))}")
-    set_adapter(backbone, [] if name is None else name)
+    set_adapter(backbone, [] if name is None else name, inference_mode=True)
+
+
+@contextmanager
+def restoring_director(backbone: nn.Module) -> Iterator[None]:
+    """Put back the director that was active on entry (a schedule switches them inside)."""
+    before = active_director(backbone)
+    try:
+        yield
+    finally:
+        activate(backbone, before)
 
 
 def active_director(backbone: nn.Module) -> str | None:
@@ -164,7 +176,10 @@ def load_director(backbone: nn.Module, path: Path, name: str) -> DirectorInfo:
 
 
 def use_director(backbone: nn.Module, request: str, shipped: dict[str, Path]) -> tuple[str, DirectorInfo]:
-    """Load a director named by one shipped with the model or by a file path (once); its adapter name and info."""
+    """Load a director named by one shipped with the model or by a file path (once); its adapter name and info.
+
+    The adapter is named after the file; the active director stays as it was.
+    """
     if request in shipped:
         name, path = request, shipped[request]
     elif request.endswith(".safetensors"):
@@ -172,6 +187,17 @@ def use_director(backbone: nn.Module, request: str, shipped: dict[str, Path]) ->
     else:
         names = ", ".join(shipped) or "none"
         raise Scene4DError(f"no director {request!r}: give a .safetensors file or one the model ships ({names})")
-    if name in loaded_directors(backbone):
+    files = backbone.__dict__.setdefault("director_files", {})
+    if name in files:
+        if files[name] != path.resolve():
+            raise Scene4DError(f"director {path} and the loaded {files[name]} share the name {name!r}; rename one")
         return name, read_director(path)[1]
-    return name, load_director(backbone, path, name)
+    with restoring_director(backbone):
+        info = load_director(backbone, path, name)
+    files[name] = path.resolve()
+    return name, info
+
+
+def director_info(backbone: nn.Module, name: str) -> DirectorInfo:
+    """The description of a director loaded with ``use_director``."""
+    return read_director(backbone.__dict__["director_files"][name])[1]

@@ -31,6 +31,18 @@ class DirectorSchedule:
         """The director active at denoising step ``step`` (0-based)."""
         return [name for start, name in self.phases if start <= step][-1]
 
+    def describe(self) -> str:
+        """One line for people, e.g. ``orbit-left for steps 0-2, then temporal``."""
+        parts = []
+        for index, (start, name) in enumerate(self.phases):
+            label = name or "the base model"
+            if index + 1 < len(self.phases):
+                last = self.phases[index + 1][0] - 1
+                parts.append(f"{label} for step {start}" if last == start else f"{label} for steps {start}-{last}")
+            else:
+                parts.append(label if index == 0 else f"then {label}")
+        return ", ".join(parts)
+
 
 def single(name: str | None) -> DirectorSchedule:
     """One director (or the base model) for every step."""

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from scene4d.errors import Scene4DError
-from scene4d.geometry.cameras import rigid_inverse
+from scene4d.geometry.cameras import Cameras, rigid_inverse
 from scene4d.geometry.rotations import (
     axis_angle_to_matrix,
     matrix_to_quaternion,
@@ -203,3 +203,12 @@ def direction_error_deg(offset: Tensor, direction: Tensor | None) -> float:
         return 0.0 if direction is None and not moves else 45.0
     cosine = (offset / offset.norm()) @ direction.double() / direction.double().norm()
     return float(torch.rad2deg(torch.arccos(cosine.clamp(-1.0, 1.0))))
+
+
+def pose_change(cameras: Cameras) -> tuple[Tensor, Tensor | None]:
+    """Rotation [3, 3] of the last camera in the first camera's frame, and the unit direction [3]
+    from the first centre to the last (None when they coincide): what ``nearest_move`` compares."""
+    relative = cameras.relative_to(0)
+    centre = rigid_inverse(relative.w2c[-1:].double())[0, :3, 3]
+    direction = centre / centre.norm() if centre.norm() > 1e-6 else None
+    return relative.w2c[-1, :3, :3].double(), direction

@@ -46,3 +46,9 @@ def load_cogvideox(options: CogVideoXOptions):
     if options.vae_tiling:
         pipeline.vae.enable_tiling()
     return pipeline
+
+
+def prompt_embedding(pipeline, prompt: str) -> torch.Tensor:
+    """[1, L, D] T5 embedding of ``prompt`` with the pipeline's own text encoder."""
+    embeds, _ = pipeline.encode_prompt(prompt, do_classifier_free_guidance=False)
+    return embeds

@@ -157,6 +157,13 @@ def load_diffusers_vae(path: str) -> DiffusersVAE:
     return DiffusersVAE(autoencoder.eval())
 
 
+@torch.no_grad()
+def encode_frames(vae: torch.nn.Module, frames: np.ndarray, batch_size: int = 64) -> Tensor:
+    """Frames [T, H, W, 3] in [0, 1] -> scaled latents [T, C, H/f, W/f]."""
+    images = to_model_images(frames)
+    return torch.cat([vae.encode(chunk) for chunk in images.split(batch_size)])
+
+
 def to_model_images(frames: np.ndarray) -> Tensor:
     """Frames [T, H, W, 3] in [0, 1] (numpy) -> model images [T, 3, H, W] in [-1, 1]."""
     return torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).permute(0, 3, 1, 2) * 2 - 1

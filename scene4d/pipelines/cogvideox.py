@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from scene4d.directors.lora import activate
+from scene4d.directors.lora import activate, restoring_director
 from scene4d.directors.schedule import DirectorSchedule
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, named_trajectory_w2c
@@ -66,26 +66,27 @@ def generate_cogvideox_frames(
             on_step(step + 1, steps)
         return tensors
 
-    activate(pipeline.transformer, schedule.director_at(0))
-    output = pipeline(
-        image=Image.fromarray((image * 255).round().astype(np.uint8)),
-        prompt=prompt,
-        prompt_embeds=prompt_embeds,
-        height=height,
-        width=width,
-        num_frames=num_frames,
-        num_inference_steps=steps,
-        guidance_scale=guidance,
-        use_dynamic_cfg=guidance > 1.0,
-        generator=torch.Generator().manual_seed(seed),
-        output_type="np",
-        callback_on_step_end=switch,
-    )
+    with restoring_director(pipeline.transformer):
+        activate(pipeline.transformer, schedule.director_at(0))
+        output = pipeline(
+            image=Image.fromarray((image * 255).round().astype(np.uint8)),
+            prompt=prompt,
+            prompt_embeds=prompt_embeds,
+            height=height,
+            width=width,
+            num_frames=num_frames,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            use_dynamic_cfg=guidance > 1.0,
+            generator=torch.Generator().manual_seed(seed),
+            output_type="np",
+            callback_on_step_end=switch,
+        )
     return np.asarray(output.frames[0], dtype=np.float32)
 
 
 def cameras_of_frames(frames: np.ndarray, fov_x_deg: float, trajectory: str | None) -> tuple[Cameras, str]:
-    """Cameras of generated frames by SfM (``curate.sfm``); else the named move's path. Also says which."""
+    """Cameras of generated frames by SfM (``curate.sfm``), else the S-Director's move; also says which."""
     from scene4d.curate.sfm import estimate_cameras
 
     num_frames, height, width = frames.shape[:3]
@@ -93,15 +94,18 @@ def cameras_of_frames(frames: np.ndarray, fov_x_deg: float, trajectory: str | No
         result = estimate_cameras(frames, None, Cameras.from_fov(fov_x_deg, width, height).K[0])
         if len(result.cameras) == num_frames:
             return result.cameras.relative_to(0), "sfm"
-    except Scene4DError:
-        pass
+        reason = f"SfM registered {len(result.cameras)} of {num_frames} frames"
+    except Scene4DError as error:
+        reason = str(error)
     if trajectory is None:
-        raise Scene4DError("SfM could not register the generated frames and no trajectory names their cameras")
+        raise Scene4DError(f"{reason}, and no S-Director names the frames' camera move")
     w2c = named_trajectory_w2c(trajectory, num_frames)
-    return Cameras.from_fov(fov_x_deg, width, height, w2c), "trajectory"
+    return Cameras.from_fov(fov_x_deg, width, height, w2c), f"trajectory {trajectory} ({reason})"
 
 
-def cogvideox_clip(frames: np.ndarray, fov_x_deg: float, trajectory: str | None, meta: dict) -> Clip:
-    """A static Clip of CogVideoX frames with cameras from SfM (or the director's move)."""
+def cogvideox_clip(frames: np.ndarray, fov_x_deg: float, trajectory: str | None, meta: dict, moving: bool) -> Clip:
+    """A Clip of CogVideoX frames with cameras from SfM (or the S-Director's move); times span [0, 1] when
+    objects move, else 0."""
     cameras, source = cameras_of_frames(frames, fov_x_deg, trajectory)
-    return Clip(frames, cameras, np.zeros(len(frames)), meta=meta | {"cameras_from": source})
+    times = np.linspace(0, 1, len(frames)) if moving else np.zeros(len(frames))
+    return Clip(frames, cameras, times, meta=meta | {"cameras_from": source})

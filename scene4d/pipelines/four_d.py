@@ -5,8 +5,8 @@
    over the pixels that move).
 3. The S-Director makes the reference spatial video v_ref of K views from it.
 4. Every time's frame becomes a K-view spatial video, all N denoised together from the same
-   noisy reference latent ``z_ref`` (eq. 4) and blended with the reference's latent at the
-   current noise level in the first steps (eq. 5, lambda).
+   noisy reference latent ``z_ref`` (eq. 4) and, after each of the first steps, blended with the
+   reference's latent at the current noise level (eq. 5, lambda).
 5. The frames of each view j over time form video v_j, refined by SDEdit with the T-Director
    (eq. 6) at ``t0`` and again at a middle noise level.
 
@@ -16,7 +16,7 @@ Each stage's director is optional; without one the base model runs that stage.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,12 +24,13 @@ from torch import Tensor
 
 from scene4d.curate.flow import dense_flow
 from scene4d.diffusion.flow import first_step, noisy_latents, sample
+from scene4d.directors.lora import restoring_director
 from scene4d.directors.schedule import schedule_hook, single
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, plucker_rays
 from scene4d.io import Clip
 from scene4d.models.bundle import ModelBundle
-from scene4d.models.vae import from_model_images, to_model_images
+from scene4d.models.vae import encode_frames, from_model_images
 from scene4d.pipelines.generate import STATIC, generate_clip, trajectory_w2c
 
 Progress = Callable[[str, int, int], None]  # (stage, step, steps of the stage)
@@ -43,9 +44,10 @@ class FourDConfig:
     num_times: int = 8  # N
     motion: float = 1.0  # motion strength of the temporal video
     steps: int = 25
-    reference_strength: float = 0.8  # eq. 4: sigma of the shared start; 1 = no latent sharing
+    share_reference: bool = True  # eq. 4-5; False: every time's views start from their own noise
+    reference_strength: float = 0.8  # eq. 4: the sigma the shared start sits at
     blend_lambda: float = 0.5  # eq. 5; 1 = no blending
-    blend_steps: int = 3  # eq. 5 acts on the first steps only
+    blend_steps: int = 3  # eq. 5 blends the latents of the first denoising steps
     refine_strengths: tuple[float, ...] = (0.5, 0.3)  # eq. 6 at t0, then repeated at a middle level; () = off
     seed: int = 0
     spatial_director: str | None = None  # adapter names already loaded into the denoiser
@@ -54,8 +56,10 @@ class FourDConfig:
     def __post_init__(self) -> None:
         if self.num_views < 2 or self.num_times < 2:
             raise Scene4DError(f"4D needs at least 2 views and 2 times, got {self.num_views} and {self.num_times}")
-        if not 0.0 < self.reference_strength <= 1.0 or not 0.0 <= self.blend_lambda <= 1.0:
-            raise Scene4DError("reference strength must lie in (0, 1] and the blend lambda in [0, 1]")
+        if not 0.0 < self.reference_strength <= 1.0:
+            raise Scene4DError(f"the reference strength must lie in (0, 1], got {self.reference_strength}")
+        if not 0.0 <= self.blend_lambda <= 1.0:
+            raise Scene4DError(f"the blend lambda must lie in [0, 1], got {self.blend_lambda}")
         for strength in self.refine_strengths:
             first_step(self.steps, strength)  # validates
 
@@ -66,7 +70,6 @@ class FourDResult:
     reference: Clip  # v_ref (K views at the reference time)
     views: list[Clip]  # K clips of N frames, one camera each, the same times
     reference_index: int = 0
-    stages: dict[str, float] = field(default_factory=dict)
 
 
 def reference_index(frames: np.ndarray, threshold_px: float = 0.5) -> int:
@@ -84,20 +87,16 @@ def reference_index(frames: np.ndarray, threshold_px: float = 0.5) -> int:
     return int(np.argmax(scores))
 
 
-def encode(bundle: ModelBundle, frames: np.ndarray) -> Tensor:
-    """Frames [T, H, W, 3] in [0, 1] -> latents [T, C, h, w]."""
-    return bundle.vae.encode(to_model_images(frames))
-
-
 def blend_hook(reference: Tensor, noise: Tensor, weight: float, steps: int) -> Callable[[int, Tensor, Tensor], Tensor]:
-    """Eq. 5: ``z = lambda z + (1 - lambda) z_ref,sigma`` for the first ``steps`` steps.
+    """Eq. 5: ``z = lambda z + (1 - lambda) z_ref,sigma`` on the latents the first ``steps`` steps denoised.
 
-    ``z_ref,sigma = (1 - sigma) z_ref + sigma eps`` is the reference latent forward-noised with the
-    shared noise to the current level.
+    A hook runs before a step, so step ``i`` blends what step ``i - 1`` made (at step 0 the
+    latents are still the shared start). ``z_ref,sigma = (1 - sigma) z_ref + sigma eps`` is the
+    reference latent forward-noised with the shared noise to the current level.
     """
 
     def blend(step: int, sigma: Tensor, latents: Tensor) -> Tensor:
-        if step >= steps:
+        if not 1 <= step <= steps:
             return latents
         return weight * latents + (1 - weight) * noisy_latents(reference, noise, sigma)
 
@@ -115,34 +114,26 @@ def spatial_videos(
 ) -> np.ndarray:
     """[N, K, r, r, 3]: K views of every time, sharing the reference start (eq. 4) and blended (eq. 5)."""
     num_times, num_views = len(frames), len(cameras)
-    condition = encode(bundle, frames)
+    condition = encode_frames(bundle.vae, frames)
     clean = torch.zeros(num_times, num_views, *condition.shape[1:])
     clean[:, 0] = condition
     cond_mask = torch.zeros(num_times, num_views)
     cond_mask[:, 0] = 1.0
     generator = torch.Generator().manual_seed(config.seed + 2)
-    shared = reference.expand(num_times, *reference.shape)
-    noise = torch.randn(reference.shape, generator=generator).expand(num_times, *reference.shape)
     plucker = plucker_rays(cameras, *clean.shape[-2:]).permute(0, 3, 1, 2)
-    latents = sample(
-        bundle.denoiser,
-        clean,
-        cond_mask,
-        config.steps,
-        generator,
-        on_step=on_step,
-        start=shared,
-        strength=config.reference_strength,
-        noise=noise,
-        hooks=[
-            schedule_hook(bundle.denoiser, single(config.spatial_director)),
-            blend_hook(shared, noise, config.blend_lambda, config.blend_steps),
-        ],
-        plucker=plucker.expand(num_times, *plucker.shape),
-        times=torch.zeros(num_times, num_views),
-        motion=torch.zeros(num_times),
-        is_4d=torch.zeros(num_times, dtype=torch.bool),
-    )
+    hooks = [schedule_hook(bundle.denoiser, single(config.spatial_director))]
+    sharing = {}
+    if config.share_reference:
+        shared = reference.expand(num_times, *reference.shape)
+        noise = torch.randn(reference.shape, generator=generator).expand(num_times, *reference.shape)
+        sharing = {"start": shared, "strength": config.reference_strength, "noise": noise}
+        hooks.append(blend_hook(shared, noise, config.blend_lambda, config.blend_steps))
+    with restoring_director(bundle.denoiser):
+        latents = sample(
+            bundle.denoiser, clean, cond_mask, config.steps, generator, on_step=on_step, hooks=hooks, **sharing,
+            plucker=plucker.expand(num_times, *plucker.shape), times=torch.zeros(num_times, num_views),
+            motion=torch.zeros(num_times), is_4d=torch.zeros(num_times, dtype=torch.bool),
+        )  # fmt: skip
     decoded = from_model_images(bundle.vae.decode(latents.flatten(0, 1)))
     videos = decoded.reshape(num_times, num_views, *decoded.shape[1:])
     videos[:, 0] = frames
@@ -161,26 +152,18 @@ def refine_view(
 ) -> np.ndarray:
     """Eq. 6: SDEdit of one view's video with the T-Director (fixed camera, frames over time)."""
     num_times = len(frames)
-    start = encode(bundle, frames)[None]
+    start = encode_frames(bundle.vae, frames)[None]
     cond_mask = torch.zeros(1, num_times)
     cond_mask[0, anchor] = 1.0
     fixed = Cameras.from_fov(bundle.info.fov_x_deg, frames.shape[2], frames.shape[1], torch.eye(4).expand(1, 4, 4))
     plucker = plucker_rays(fixed, *start.shape[-2:]).permute(0, 3, 1, 2)
-    latents = sample(
-        bundle.denoiser,
-        start,
-        cond_mask,
-        config.steps,
-        torch.Generator().manual_seed(seed),
-        on_step=on_step,
-        start=start,
-        strength=strength,
-        hooks=[schedule_hook(bundle.denoiser, single(config.temporal_director))],
-        plucker=plucker.expand(num_times, *plucker.shape[1:])[None],
-        times=torch.linspace(0, 1, num_times)[None],
-        motion=torch.tensor([config.motion]),
-        is_4d=torch.tensor([True]),
-    )
+    with restoring_director(bundle.denoiser):
+        latents = sample(
+            bundle.denoiser, start, cond_mask, config.steps, torch.Generator().manual_seed(seed), on_step=on_step,
+            start=start, strength=strength, hooks=[schedule_hook(bundle.denoiser, single(config.temporal_director))],
+            plucker=plucker.expand(num_times, *plucker.shape[1:])[None], times=torch.linspace(0, 1, num_times)[None],
+            motion=torch.tensor([config.motion]), is_4d=torch.tensor([True]),
+        )  # fmt: skip
     refined = from_model_images(bundle.vae.decode(latents[0]))
     refined[anchor] = frames[anchor]
     return refined
@@ -212,7 +195,7 @@ def generate_4d(
         on_step=stage("reference video"), schedule=single(config.spatial_director),
     )  # fmt: skip
     videos = spatial_videos(
-        bundle, temporal.frames, cameras, encode(bundle, reference.frames), config, stage("spatial videos")
+        bundle, temporal.frames, cameras, encode_frames(bundle.vae, reference.frames), config, stage("spatial videos")
     )
     views = []
     for view in range(config.num_views):

@@ -11,17 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from scene4d.diffusion import sample
-from scene4d.directors.lora import use_director
-from scene4d.directors.schedule import DirectorSchedule, schedule_hook, single
+from scene4d.directors.lora import restoring_director, use_director
+from scene4d.directors.schedule import DirectorSchedule, schedule_hook, single, switch_once
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, keyframed_w2c, named_trajectory_w2c, plucker_rays
 from scene4d.geometry.trajectories import check_num_frames
 from scene4d.io import Clip, load_keyframes
 from scene4d.io.clip import resize_images, square_box
 from scene4d.models.bundle import ModelBundle, ModelInfo
-from scene4d.models.vae import from_model_images, to_model_images
+from scene4d.models.vae import encode_frames, from_model_images
 
 STATIC = "static"  # a trajectory name for a fixed camera (object motion only)
 TEMPORAL = "temporal"  # the name of the T-Director shipped with a model
@@ -29,13 +30,18 @@ SEGMENT_FRAMES = 16  # the longest video the bundled model was trained on; longe
 CHAIN_OVERLAP = 2  # frames each chained segment takes from the previous one as conditions
 
 
+def square_crop(image: np.ndarray) -> np.ndarray:
+    """The centred square of an image [H, W, 3] at its own resolution."""
+    left, top, side = square_box(image.shape[1], image.shape[0])
+    return image[top : top + side, left : left + side]
+
+
 def square_image(image: np.ndarray, size: int) -> tuple[np.ndarray, str | None]:
     """Centre-crop to a square and resize to ``size``; returns the image and a note when changed."""
     height, width = image.shape[:2]
     if (height, width) == (size, size):
         return image, None
-    left, top, side = square_box(width, height)
-    square = resize_images(image[None, top : top + side, left : left + side], size)[0]
+    square = resize_images(square_crop(image)[None], size)[0]
     cropped = " centre-cropped and" if height != width else ""
     return square, f"input {width}x{height}{cropped} resized to {size}x{size} (the model's frame size)"
 
@@ -110,26 +116,27 @@ def generate_clip(
         raise Scene4DError(f"--steps must be >= 1, got {steps}")
     num_frames = len(cameras)
     vae, denoiser = bundle.vae, bundle.denoiser
-    condition_latents = vae.encode(to_model_images(images))
+    condition_latents = encode_frames(vae, images)
     clean = torch.zeros(1, num_frames, *condition_latents.shape[1:])
     clean[0, positions] = condition_latents
     cond_mask = torch.zeros(1, num_frames)
     cond_mask[0, positions] = 1.0
     times = torch.linspace(0, 1, num_frames) if motion > 0 else torch.zeros(num_frames)
-    latents = sample(
-        denoiser,
-        clean,
-        cond_mask,
-        steps,
-        torch.Generator().manual_seed(seed),
-        guidance,
-        on_step,
-        hooks=[schedule_hook(denoiser, schedule or single(None))],
-        plucker=plucker_rays(cameras, *clean.shape[-2:]).permute(0, 3, 1, 2)[None],
-        times=times[None],
-        motion=torch.tensor([motion]),
-        is_4d=torch.tensor([motion > 0]),
-    )
+    with restoring_director(denoiser):
+        latents = sample(
+            denoiser,
+            clean,
+            cond_mask,
+            steps,
+            torch.Generator().manual_seed(seed),
+            guidance,
+            on_step,
+            hooks=[schedule_hook(denoiser, schedule or single(None))],
+            plucker=plucker_rays(cameras, *clean.shape[-2:]).permute(0, 3, 1, 2)[None],
+            times=times[None],
+            motion=torch.tensor([motion]),
+            is_4d=torch.tensor([motion > 0]),
+        )
     frames = from_model_images(vae.decode(latents[0]))
     frames[positions] = images
     meta = {"kind": "generated", "motion": motion, "steps": steps, "seed": seed, "guidance": guidance}
@@ -168,12 +175,27 @@ def plan_generation(
     return np.stack(squared), path, positions
 
 
-def pick_director(bundle: ModelBundle, request: str, default: str) -> str | None:
-    """The adapter name of a director request: ``auto`` (``default`` when the model ships it, else the
+def pick_director(backbone: nn.Module, shipped: dict[str, Path], request: str, default: str | None) -> str | None:
+    """The adapter name of a director request: ``auto`` (``default`` when ``shipped`` has it, else the
     base model), ``none`` (the base model), a shipped director's name, or a ``.safetensors`` file."""
-    if request == "none" or (request == "auto" and default not in bundle.directors):
+    if request == "none" or (request == "auto" and default not in shipped):
         return None
-    return use_director(bundle.denoiser, default if request == "auto" else request, bundle.directors)[0]
+    return use_director(backbone, default if request == "auto" else request, shipped)[0]
+
+
+def plan_directors(
+    backbone: nn.Module, shipped: dict[str, Path], spatial: str, temporal: str, trajectory: str, motion: float,
+    switch_step: int,
+) -> DirectorSchedule:  # fmt: skip
+    """The step schedule of a video along ``trajectory``: its S-Director; with object motion, Switch-Once
+    to the T-Director after ``switch_step`` steps (a fixed camera: the T-Director alone)."""
+    spatial_name = pick_director(backbone, shipped, spatial, trajectory)
+    if motion <= 0:
+        return single(spatial_name)
+    temporal_name = pick_director(backbone, shipped, temporal, TEMPORAL)
+    if trajectory == STATIC:
+        return single(temporal_name)
+    return switch_once(spatial_name, temporal_name, switch_step)
 
 
 def segment_starts(num_frames: int, segment: int = SEGMENT_FRAMES, overlap: int = CHAIN_OVERLAP) -> list[int]:

@@ -15,11 +15,11 @@ from torch import Tensor
 from scene4d.curate.sfm import nearest_rotation
 from scene4d.curate.tracks import sift_matches
 from scene4d.errors import Scene4DError
-from scene4d.geometry import Cameras, Keyframe, keyframed_w2c, named_trajectory_w2c, rigid_inverse
-from scene4d.geometry.trajectories import nearest_move
+from scene4d.geometry import Cameras, Keyframe, keyframed_w2c, named_trajectory_w2c
+from scene4d.geometry.trajectories import nearest_move, pose_change
 from scene4d.io.clip import square_box
 from scene4d.models.bundle import ModelBundle
-from scene4d.pipelines.generate import place_views, spread_positions, square_image
+from scene4d.pipelines.generate import place_views, spread_positions, square_crop, square_image
 
 RESIDUAL_PX = 1.5  # median homography residual below which the views may share their centre
 ROTATION_SPREAD = 0.05  # ... if K^-1 H K is this close to a scaled rotation (singular values' spread)
@@ -58,20 +58,6 @@ def relative_motion(image_a: np.ndarray, image_b: np.ndarray, K: Tensor) -> tupl
     return torch.from_numpy(rotation), torch.from_numpy(centre / np.linalg.norm(centre))
 
 
-def square_crop(image: np.ndarray) -> np.ndarray:
-    """The centred square of an image [H, W, 3] at its own resolution."""
-    left, top, side = square_box(image.shape[1], image.shape[0])
-    return image[top : top + side, left : left + side]
-
-
-def pose_difference(views: Cameras) -> tuple[Tensor, Tensor | None]:
-    """Rotation and centre direction of the last view relative to the first, from known cameras."""
-    relative = views.relative_to(0)
-    centre = rigid_inverse(relative.w2c[-1:].double())[0, :3, 3]
-    direction = centre / centre.norm() if centre.norm() > 1e-6 else None
-    return relative.w2c[-1, :3, :3].double(), direction
-
-
 def path_between(views: Cameras, num_frames: int) -> Tensor:
     """World-to-camera [T, 4, 4] from the first view to the last: centres along a line, rotations SLERPed."""
     relative_c2w = views.relative_to(0).c2w.double()
@@ -102,7 +88,7 @@ def plan_interpolation(
     if views is not None:
         left, top, side = square_box(views.width, views.height)
         views = views.cropped(left, top, side, side).resized(resolution, resolution)
-        move, magnitude = nearest_move(*pose_difference(views), orbit_distance=info.orbit_distance)
+        move, magnitude = nearest_move(*pose_change(views), orbit_distance=info.orbit_distance)
         path = Cameras(views.K[:1].expand(num_frames, 3, 3), path_between(views, num_frames), resolution, resolution)
         path = place_views(path, views, positions)
     else:

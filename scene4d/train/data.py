@@ -17,7 +17,7 @@ from torch import Tensor
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, plucker_rays
 from scene4d.io import Clip, load_clip
-from scene4d.models.vae import to_model_images
+from scene4d.models.vae import encode_frames
 
 
 @dataclass
@@ -44,13 +44,6 @@ def find_clip_folders(data: Path) -> list[Path]:
 def clip_is_4d(clip: Clip) -> bool:
     """A clip is 4D when its frames span time (``temporal``, ``hybrid`` or curated dynamic video)."""
     return bool(clip.times.max() > clip.times.min())
-
-
-@torch.no_grad()
-def encode_frames(vae: torch.nn.Module, frames: np.ndarray, batch_size: int = 64) -> Tensor:
-    """Frames [T, H, W, 3] in [0, 1] -> scaled latents [T, C, H/f, W/f]."""
-    images = to_model_images(frames)
-    return torch.cat([vae.encode(chunk) for chunk in images.split(batch_size)])
 
 
 def latent_clip(clip: Clip, vae: torch.nn.Module, resolution: int, motion_scale: float) -> LatentClip:

@@ -27,8 +27,8 @@ from scene4d.directors.lora import (
     target_modules,
 )
 from scene4d.errors import Scene4DError
-from scene4d.geometry import TRAJECTORY_NAMES, rigid_inverse
-from scene4d.geometry.trajectories import nearest_move
+from scene4d.geometry import TRAJECTORY_NAMES
+from scene4d.geometry.trajectories import nearest_move, pose_change
 from scene4d.io import load_clip
 from scene4d.io.checkpoints import load_checkpoint, save_checkpoint
 from scene4d.models.bundle import ModelBundle
@@ -37,6 +37,9 @@ from scene4d.train.model import SampleSource, TrainConfig, same_recipe
 from scene4d.train.state import optimizer_tensors, restore_optimizer
 
 TRAINED = "trained"  # adapter name while training
+# A curated clip without a recorded move is classified by its SfM cameras, whose scale is arbitrary;
+# with no model to give the subject distance (CogVideoX), orbits are read at this distance.
+SFM_ORBIT_DISTANCE = 4.0
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,7 @@ def clip_trajectory(folder: Path, meta: dict, orbit_distance: float) -> str:
     """The camera move of a spatial clip: synth records it; a curated clip's is read off its cameras."""
     if meta.get("trajectory"):
         return str(meta["trajectory"])
-    cameras = load_clip(folder).cameras.relative_to(0)
-    offset = rigid_inverse(cameras.w2c[-1:].double())[0, :3, 3]
-    direction = offset / offset.norm() if offset.norm() > 1e-6 else None
-    return nearest_move(cameras.w2c[-1, :3, :3].double(), direction, orbit_distance)[0]
+    return nearest_move(*pose_change(load_clip(folder).cameras), orbit_distance)[0]
 
 
 def director_clip_folders(data: Path, config: DirectorTrainConfig, orbit_distance: float) -> list[Path]:
@@ -145,7 +145,7 @@ def train_cogvideox_director(
 
     check_frame_count(num_frames)
     torch.manual_seed(config.seed)
-    folders = director_clip_folders(data, config, orbit_distance=4.0)
+    folders = director_clip_folders(data, config, orbit_distance=SFM_ORBIT_DISTANCE)
 
     def step_loss(rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
         picks = rng.choice(len(folders), size=config.batch_size)
