@@ -583,7 +583,11 @@ def generate(
     ] = None,
     steps: Annotated[int, typer.Option(help="Denoising steps (Euler, flow matching).")] = 25,
     guidance: Annotated[
-        float, typer.Option(help="3d, interp: classifier-free guidance on the images; 1 = off (half the time).")
+        float,
+        typer.Option(
+            help="3d, interp: classifier-free guidance on the images; 1 = off (half the time). "
+            "cogvideox: guidance on the prompt (CogVideoX and DimensionX use 6)."
+        ),
     ] = 1.0,
     director: Annotated[
         str,
