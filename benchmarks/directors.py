@@ -4,7 +4,8 @@ Sections, each one table, every variant measured in the same run on the same sce
 
 - ``control``: hybrid scenes (things can move) under a camera that only turns (pan / tilt, so
   camera motion is a homography): the base model, the S-Director alone, the T-Director alone and
-  Switch-Once (S for 3 steps, then T), all asked for the same cameras and gamma = 1. Camera:
+  Switch-Once (S for the first k steps, then T; k from ``--switch-steps``, default 3), all asked
+  for the same cameras and gamma = 1. Camera:
   rotation of the last frame relative to the first, estimated from the frames, against the
   requested one. Objects: flow the camera's homography does not explain (px / frame).
 - ``temporal``: temporal scenes, fixed camera, gamma = 1: base against T-Director. Static-camera
@@ -45,23 +46,21 @@ from scene4d.synth import SynthConfig, make_clip
 CONTROL_MOVES = ("pan-left", "pan-right", "tilt-up", "tilt-down")
 
 
-def control_schedules(move: str) -> dict[str, DirectorSchedule]:
-    return {
-        "base": single(None),
-        "S-Director": single(move),
-        "T-Director": single(TEMPORAL),
-        "Switch-Once": switch_once(move, TEMPORAL, 3),
-    }
+def control_schedules(move: str, switch_steps: list[int]) -> dict[str, DirectorSchedule]:
+    schedules = {"base": single(None), "S-Director": single(move), "T-Director": single(TEMPORAL)}
+    return schedules | {f"Switch-Once at step {k}": switch_once(move, TEMPORAL, k) for k in switch_steps}
 
 
-def run_control(bundle: ModelBundle, scenes: int, steps: int) -> dict[str, list[tuple[float, float, float]]]:
+def run_control(
+    bundle: ModelBundle, scenes: int, steps: int, switch_steps: list[int]
+) -> dict[str, list[tuple[float, float, float]]]:
     """Per variant: (rotation error, achieved rotation, residual motion) of every scene and move."""
     rows: dict[str, list[tuple[float, float, float]]] = {}
     for m_index, move in enumerate(CONTROL_MOVES):
         for scene in range(scenes):
             clip, cameras = held_out_clip("hybrid", move, 2000 + m_index * scenes + scene, bundle.info.resolution)
             truth = cameras.R[-1].double()
-            for label, schedule in control_schedules(move).items():
+            for label, schedule in control_schedules(move, switch_steps).items():
                 video = generate_clip(bundle, clip.frames[[0]], cameras, [0], 1.0, steps, seed=scene, schedule=schedule)
                 error = rotation_error(video.frames, cameras, truth)
                 achieved = rotation_error(video.frames, cameras, torch.eye(3, dtype=torch.float64))
@@ -152,13 +151,14 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=2, help="held-out scenes per move / variant")
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--sections", default="control,temporal,4d,interp")
+    parser.add_argument("--switch-steps", default="3", help="control: Switch-Once variants, comma-separated")
     args = parser.parse_args()
     torch.set_num_threads(2)
     bundle = load_bundle(args.model)
     load_directors(bundle)
     sections = args.sections.split(",")
     if "control" in sections:
-        rows = run_control(bundle, args.scenes, args.steps)
+        rows = run_control(bundle, args.scenes, args.steps, [int(k) for k in args.switch_steps.split(",")])
         print(
             "\n| variant | rot. error deg (median) | rotation achieved deg (median) | object motion px/frame (mean) |"
         )
