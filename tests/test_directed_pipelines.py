@@ -248,3 +248,25 @@ def test_generate_3d_records_the_director_of_every_step(model_dir, tmp_path, ext
     result = CliRunner().invoke(app, [*args, "--steps", "2", "--model", str(model_dir), *extra])
     assert result.exit_code == 0, result.output
     assert load_clip(tmp_path / "out").meta["directors"] == phases
+
+
+def test_train_director_command_writes_a_loadable_director(model_dir, tmp_path):
+    from scene4d.directors.lora import read_director
+    from scene4d.io import save_clip
+
+    for seed in range(2):
+        clip = make_clip(SynthConfig(kind="temporal", resolution=16, num_frames=16, supersample=1), seed)
+        save_clip(clip, tmp_path / "data" / f"clip_{seed}")  # 16 frames: samples draw 8, 12 or 16
+    out = tmp_path / "t.safetensors"
+    args = ["train", "director", "--kind", "temporal", "--data", str(tmp_path / "data"), "--out", str(out)]
+    result = CliRunner().invoke(
+        app, [*args, "--base", str(model_dir), "--steps", "2", "--rank", "2", "--batch-size", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    state, info = read_director(out)
+    assert (info.kind, info.rank, info.backbone) == ("temporal", 2, "scene4d-test")
+    assert "blocks.0.temporal.qkv.lora_A.weight" in state
+    wrong = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "t.pt"), "--base", str(model_dir)])
+    assert wrong.exit_code == 2 and "--out must name a .safetensors file" in wrong.output
+    spatial = CliRunner().invoke(app, ["train", "director", "--kind", "spatial", *args[4:], "--base", str(model_dir)])
+    assert spatial.exit_code == 2 and "needs --trajectory" in spatial.output
