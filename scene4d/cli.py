@@ -835,6 +835,8 @@ def generate_4d_views(
         spatial_director=pick_director(bundle.denoiser, bundle.directors, request.director, request.trajectory),
         temporal_director=pick_director(bundle.denoiser, bundle.directors, request.temporal_director, TEMPORAL),
     )  # fmt: skip
+    spatial, temporal = config.spatial_director, config.temporal_director
+    console.print(f"directors: spatial {spatial or 'the base model'}, temporal {temporal or 'the base model'}")
     with progress_bar() as progress:
         task = progress.add_task("4d", total=None)
         result = generate_4d(
