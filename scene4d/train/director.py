@@ -30,11 +30,11 @@ from scene4d.errors import Scene4DError
 from scene4d.geometry import TRAJECTORY_NAMES
 from scene4d.geometry.trajectories import nearest_move, pose_change
 from scene4d.io import load_clip
-from scene4d.io.checkpoints import load_checkpoint, save_checkpoint
+from scene4d.io.checkpoints import save_checkpoint
 from scene4d.models.bundle import ModelBundle
 from scene4d.train.data import find_clip_folders, load_latent_clips
-from scene4d.train.model import SampleSource, TrainConfig, same_recipe
-from scene4d.train.state import optimizer_tensors, restore_optimizer
+from scene4d.train.model import SampleSource, TrainConfig, matching_checkpoint, restore_progress
+from scene4d.train.state import optimizer_tensors
 
 TRAINED = "trained"  # adapter name while training
 # A curated clip without a recorded move is classified by its SfM cameras, whose scale is arbitrary;
@@ -252,16 +252,10 @@ def resume_director(
     """Restore LoRA weights, Adam moments and random state from a checkpoint made with ``config``."""
     from peft.functional import set_peft_model_state_dict
 
-    if not (folder / "state.json").is_file():
+    checkpoint = matching_checkpoint(folder, config)
+    if checkpoint is None:
         return 0
-    tensors, saved = load_checkpoint(folder)
-    if not same_recipe(saved["config"], config):
-        raise Scene4DError(f"checkpoint {folder} was made with other settings; use another --out or the same options")
-    if int(saved["step"]) > config.steps:
-        raise Scene4DError(f"checkpoint {folder} is at step {saved['step']}, beyond --steps {config.steps}")
+    tensors, saved = checkpoint
     lora = {key.removeprefix(KEY_PREFIX): value for key, value in tensors.items() if ".lora_" in key}
     set_peft_model_state_dict(denoiser, lora, adapter_name=TRAINED)
-    restore_optimizer(optimizer, tensors)
-    rng.bit_generator.state = saved["rng"]
-    generator.set_state(tensors["generator"])
-    return int(saved["step"])
+    return restore_progress(tensors, saved, optimizer, rng, generator)

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -225,15 +226,36 @@ def resume(
     generator: torch.Generator,
 ) -> int:
     """Restore weights, EMA, optimizer and random state of a checkpoint made with ``config``."""
-    if not (folder / "state.json").is_file():
+    checkpoint = matching_checkpoint(folder, config)
+    if checkpoint is None:
         return 0
+    tensors, saved = checkpoint
+    model.load_state_dict({name[6:]: value for name, value in tensors.items() if name.startswith("model.")})
+    ema.load_state_dict({name[4:]: value for name, value in tensors.items() if name.startswith("ema.")})
+    return restore_progress(tensors, saved, optimizer, rng, generator)
+
+
+def matching_checkpoint(folder: Path, config: Any) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """The tensors and state of the checkpoint in ``folder`` (None when there is none yet), refusing
+    one made with other settings or beyond ``config.steps``."""
+    if not (folder / "state.json").is_file():
+        return None
     tensors, saved = load_checkpoint(folder)
     if not same_recipe(saved["config"], config):
         raise Scene4DError(f"checkpoint {folder} was made with other settings; use another --out or the same options")
     if int(saved["step"]) > config.steps:
         raise Scene4DError(f"checkpoint {folder} is at step {saved['step']}, beyond --steps {config.steps}")
-    model.load_state_dict({name[6:]: value for name, value in tensors.items() if name.startswith("model.")})
-    ema.load_state_dict({name[4:]: value for name, value in tensors.items() if name.startswith("ema.")})
+    return tensors, saved
+
+
+def restore_progress(
+    tensors: dict[str, torch.Tensor],
+    saved: dict,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+) -> int:
+    """Adam moments and both random streams of a checkpoint; returns its step."""
     restore_optimizer(optimizer, tensors)
     rng.bit_generator.state = saved["rng"]
     generator.set_state(tensors["generator"])
