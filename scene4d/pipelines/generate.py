@@ -157,22 +157,35 @@ def plan_generation(
 ) -> tuple[np.ndarray, Cameras, list[int]]:
     """Check a request and prepare it: images at the model's size, every frame's camera, condition positions."""
     check_motion(motion)
-    if views is not None and len(views) != len(images):
-        raise Scene4DError(f"--cameras holds {len(views)} cameras for {len(images)} images")
     resolution = bundle.info.resolution
+    views = views_at_size(views, len(images), resolution)
     w2c = trajectory_w2c(trajectory, num_frames, magnitude, bundle.info)
     path = Cameras.from_fov(bundle.info.fov_x_deg, resolution, resolution, w2c)
     positions = spread_positions(len(images), num_frames)
     if views is not None:
-        left, top, side = square_box(views.width, views.height)
-        path, positions = snap_to_trajectory(path, views.cropped(left, top, side, side).resized(resolution, resolution))
+        path, positions = snap_to_trajectory(path, views)
+    return squared_images(images, resolution, notify), path, positions
+
+
+def views_at_size(views: Cameras | None, num_images: int, resolution: int) -> Cameras | None:
+    """The cameras of the input images, checked against their count, centre-cropped and resized like them."""
+    if views is None:
+        return None
+    if len(views) != num_images:
+        raise Scene4DError(f"--cameras holds {len(views)} cameras for {num_images} images")
+    left, top, side = square_box(views.width, views.height)
+    return views.cropped(left, top, side, side).resized(resolution, resolution)
+
+
+def squared_images(images: list[np.ndarray], resolution: int, notify: Callable[[str], None]) -> np.ndarray:
+    """[n, r, r, 3]: every image centre-cropped and resized to the model's size, each change reported."""
     squared = []
     for index, image in enumerate(images):
         fitted, note = square_image(image, resolution)
         if note is not None:
             notify(f"image {index}: {note}")
         squared.append(fitted)
-    return np.stack(squared), path, positions
+    return np.stack(squared)
 
 
 def pick_director(backbone: nn.Module, shipped: dict[str, Path], request: str, default: str | None) -> str | None:

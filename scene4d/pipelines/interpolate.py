@@ -17,9 +17,8 @@ from scene4d.curate.tracks import sift_matches
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, Keyframe, keyframed_w2c, named_trajectory_w2c
 from scene4d.geometry.trajectories import nearest_move, pose_change
-from scene4d.io.clip import square_box
 from scene4d.models.bundle import ModelBundle
-from scene4d.pipelines.generate import place_views, spread_positions, square_crop, square_image
+from scene4d.pipelines.generate import place_views, spread_positions, square_crop, squared_images, views_at_size
 
 RESIDUAL_PX = 1.5  # median homography residual below which the views may share their centre
 ROTATION_SPREAD = 0.05  # ... if K^-1 H K is this close to a scaled rotation (singular values' spread)
@@ -75,19 +74,11 @@ def plan_interpolation(
     """Images at the model's size, every frame's camera, condition positions, and the matched move and size."""
     if len(images) < 2:
         raise Scene4DError(f"interpolation needs at least 2 images, got {len(images)}")
-    if views is not None and len(views) != len(images):
-        raise Scene4DError(f"--cameras holds {len(views)} cameras for {len(images)} images")
     resolution, info = bundle.info.resolution, bundle.info
-    squared = []
-    for index, image in enumerate(images):
-        fitted, note = square_image(image, resolution)
-        if note is not None:
-            notify(f"image {index}: {note}")
-        squared.append(fitted)
+    views = views_at_size(views, len(images), resolution)
+    squared = squared_images(images, resolution, notify)
     positions = spread_positions(len(images), num_frames)
     if views is not None:
-        left, top, side = square_box(views.width, views.height)
-        views = views.cropped(left, top, side, side).resized(resolution, resolution)
         move, magnitude = nearest_move(*pose_change(views), orbit_distance=info.orbit_distance)
         path = Cameras(views.K[:1].expand(num_frames, 3, 3), path_between(views, num_frames), resolution, resolution)
         path = place_views(path, views, positions)
@@ -99,4 +90,4 @@ def plan_interpolation(
         move, magnitude = nearest_move(*relative_motion(first, last, K), orbit_distance=info.orbit_distance)
         w2c = named_trajectory_w2c(move, num_frames, magnitude, orbit_distance=info.orbit_distance)
         path = Cameras.from_fov(info.fov_x_deg, resolution, resolution, w2c)
-    return np.stack(squared), path, positions, move, magnitude
+    return squared, path, positions, move, magnitude
