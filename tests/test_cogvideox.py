@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from test_directors import dimensionx_lora_file
+from test_directors import dimensionx_lora_file, tiny_cogvideox
 
 from scene4d.directors.lora import active_director, load_director
 from scene4d.directors.schedule import switch_once
@@ -15,28 +15,9 @@ from scene4d.synth import SynthConfig, make_clip
 
 
 def tiny_pipeline():
-    from diffusers import (
-        AutoencoderKLCogVideoX,
-        CogVideoXDDIMScheduler,
-        CogVideoXImageToVideoPipeline,
-        CogVideoXTransformer3DModel,
-    )
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXImageToVideoPipeline
 
-    torch.manual_seed(0)
-    transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=2,
-        attention_head_dim=16,  # the 3D RoPE splits a head into t, h, w parts of even size
-        in_channels=8,
-        out_channels=4,
-        time_embed_dim=8,
-        text_embed_dim=16,
-        num_layers=1,
-        sample_width=4,
-        sample_height=4,
-        sample_frames=9,
-        max_text_seq_length=4,
-        use_rotary_positional_embeddings=True,
-    )
+    transformer = tiny_cogvideox()
     vae = AutoencoderKLCogVideoX(
         block_out_channels=(8, 8, 8, 8), latent_channels=4, layers_per_block=1, norm_num_groups=2
     )

@@ -99,14 +99,14 @@ def tiny_cogvideox() -> torch.nn.Module:
     torch.manual_seed(0)
     return CogVideoXTransformer3DModel(
         num_attention_heads=2,
-        attention_head_dim=8,
+        attention_head_dim=16,  # the 3D RoPE splits a head into t, h, w parts of even size
         in_channels=8,
         out_channels=4,
         time_embed_dim=8,
         text_embed_dim=16,
         num_layers=2,
-        sample_width=8,
-        sample_height=8,
+        sample_width=4,  # with RoPE there is no learned position table: inputs may be larger
+        sample_height=4,
         sample_frames=9,
         max_text_seq_length=4,
         use_rotary_positional_embeddings=True,
