@@ -473,6 +473,7 @@ def model(
 
 MODES = ("3d", "4d", "interp")
 BACKBONES = ("scene4d-tiny", "cogvideox")
+COGVIDEOX_FRAMES = 49  # CogVideoX-5b-I2V's video length
 
 
 @train_command
@@ -509,7 +510,7 @@ def director(
         str, typer.Option(help="cogvideox: a local folder or a cached diffusers id of the weights.")
     ] = "THUDM/CogVideoX-5b-I2V",
     prompt: Annotated[str, typer.Option(help="cogvideox: the text prompt of every training video.")] = "",
-    frames: Annotated[int, typer.Option(help="cogvideox: frames per training video (4k + 1).")] = 49,
+    frames: Annotated[int, typer.Option(help="cogvideox: frames per training video (4k + 1).")] = COGVIDEOX_FRAMES,
 ) -> None:
     """Train a LoRA director (DimensionX S-/T-Director) on a frozen base model.
 
@@ -524,27 +525,25 @@ def director(
     config = DirectorTrainConfig(kind, trajectory, rank, alpha, steps, lr, batch_size, seed=seed)
     if backbone == "cogvideox":
         from scene4d.models.cogvideox import CogVideoXOptions, load_cogvideox, prompt_embedding
+        from scene4d.train.director import train_cogvideox_director
 
         pipeline = load_cogvideox(CogVideoXOptions(cogvideox))
         prompt_embeds = prompt_embedding(pipeline, prompt)
+
+        def run(on_step: Callable[[int, float], None]) -> None:
+            train_cogvideox_director(config, pipeline, prompt_embeds, data, out, frames, on_step)
     else:
         from scene4d.models.bundle import load_bundle
+        from scene4d.train.director import train_director
 
         bundle = load_bundle(base)
+
+        def run(on_step: Callable[[int, float], None]) -> None:
+            train_director(config, bundle, data, out, on_step)
+
     with progress_bar() as progress:
         task = progress.add_task("director", total=steps)
-
-        def on_step(step: int, loss: float) -> None:
-            progress.update(task, completed=step, description=f"director loss {loss:.4f}")
-
-        if backbone == "cogvideox":
-            from scene4d.train.director import train_cogvideox_director
-
-            train_cogvideox_director(config, pipeline, prompt_embeds, data, out, frames, on_step)
-        else:
-            from scene4d.train.director import train_director
-
-            train_director(config, bundle, data, out, on_step)
+        run(lambda step, loss: progress.update(task, completed=step, description=f"director loss {loss:.4f}"))
     console.print(f"director written to {out}")
 
 
@@ -654,10 +653,11 @@ def generate(
         raise Scene4DError("--mode interp makes a frozen scene; leave out --motion")
     if backbone not in BACKBONES:
         raise Scene4DError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
+    frames = frames or (COGVIDEOX_FRAMES if backbone == "cogvideox" else SEGMENT_FRAMES)
+    request = GenerateRequest(trajectory, frames, magnitude, steps, guidance, director, temporal_director, seed)
     if backbone == "cogvideox":
         clip = generate_with_cogvideox(
-            images, mode, GenerateRequest(trajectory, frames or 49, magnitude, steps, guidance, director,
-            temporal_director, seed), 0.0 if motion is None else motion, switch_step,
+            images, mode, request, 0.0 if motion is None else motion, switch_step,
             CogVideoXSettings(cogvideox, prompt, cpu_offload, vae_tiling),
         )  # fmt: skip
         save_clip(clip, out)
@@ -665,11 +665,9 @@ def generate(
         if reconstruct:
             fit_scene(clip, out / "scene", iters, bool(motion), seed)
         return
-    frames = frames or SEGMENT_FRAMES
     bundle = load_bundle(model)
     inputs = [read_image(path) for path in images]
     known = load_cameras(cameras)[0] if cameras is not None else None
-    request = GenerateRequest(trajectory, frames, magnitude, steps, guidance, director, temporal_director, seed)
     if mode == "4d":
         generate_4d_views(bundle, inputs, request, views, 1.0 if motion is None else motion, out)
         if reconstruct:
