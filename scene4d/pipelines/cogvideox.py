@@ -17,6 +17,7 @@ from scene4d.directors.schedule import DirectorSchedule
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, named_trajectory_w2c
 from scene4d.io import Clip
+from scene4d.io.media import to_uint8
 
 COGVIDEOX_WIDTH, COGVIDEOX_HEIGHT = 720, 480  # the frame size CogVideoX-5b-I2V was trained at
 ASSUMED_FOV_X_DEG = 55.0  # CogVideoX's frames carry no intrinsics; SfM fixes this field of view
@@ -69,7 +70,7 @@ def generate_cogvideox_frames(
     with restoring_director(pipeline.transformer):
         activate(pipeline.transformer, schedule.director_at(0))
         output = pipeline(
-            image=Image.fromarray((image * 255).round().astype(np.uint8)),
+            image=Image.fromarray(to_uint8(image)),
             prompt=prompt,
             prompt_embeds=prompt_embeds,
             height=height,
