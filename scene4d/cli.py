@@ -542,8 +542,14 @@ def director(
             train_director(config, bundle, data, out, on_step)
 
     with progress_bar() as progress:
-        task = progress.add_task("director", total=steps)
-        run(lambda step, loss: progress.update(task, completed=step, description=f"director loss {loss:.4f}"))
+        tasks: list[Any] = []  # the bar appears with the first step, so data errors print alone
+
+        def on_step(step: int, loss: float) -> None:
+            if not tasks:
+                tasks.append(progress.add_task("director", total=steps))
+            progress.update(tasks[0], completed=step, description=f"director loss {loss:.4f}")
+
+        run(on_step)
     console.print(f"director written to {out}")
 
 
@@ -774,13 +780,13 @@ def generate_3d(
 
     if motion > 0 and request.frames > SEGMENT_FRAMES:
         raise Scene4DError(f"with --motion > 0 at most {SEGMENT_FRAMES} frames can be generated, got {request.frames}")
-    condition, path, positions = plan_generation(
-        bundle, inputs, request.trajectory, request.frames, request.magnitude, motion, known, console.print
-    )
     schedule = plan_directors(
         bundle.denoiser, bundle.directors, request.director, request.temporal_director, request.trajectory, motion,
         switch_step,
     )  # fmt: skip
+    condition, path, positions = plan_generation(
+        bundle, inputs, request.trajectory, request.frames, request.magnitude, motion, known, console.print
+    )
     console.print(f"directors: {schedule.describe()}")
     progress, on_step = step_progress("generate", request.steps)
     with progress:
@@ -820,19 +826,17 @@ def generate_4d_views(
     from scene4d.io import save_clip
     from scene4d.io.atomic import atomic_directory
     from scene4d.pipelines.four_d import FourDConfig, generate_4d
-    from scene4d.pipelines.generate import TEMPORAL, check_motion, pick_director, square_image
+    from scene4d.pipelines.generate import TEMPORAL, check_motion, pick_director, squared_images
 
     check_motion(motion)
     if len(inputs) != 1:
         raise Scene4DError(f"--mode 4d takes one image, got {len(inputs)}")
-    image, note = square_image(inputs[0], bundle.info.resolution)
-    if note is not None:
-        console.print(f"image 0: {note}")
     config = FourDConfig(
         request.trajectory, request.magnitude, num_views, request.frames, motion, request.steps, seed=request.seed,
         spatial_director=pick_director(bundle.denoiser, bundle.directors, request.director, request.trajectory),
         temporal_director=pick_director(bundle.denoiser, bundle.directors, request.temporal_director, TEMPORAL),
     )  # fmt: skip
+    image = squared_images(inputs, bundle.info.resolution, console.print)[0]
     spatial, temporal = config.spatial_director, config.temporal_director
     console.print(f"directors: spatial {spatial or 'the base model'}, temporal {temporal or 'the base model'}")
     with progress_bar() as progress:
