@@ -15,10 +15,11 @@ Sections, each one table:
 - ``motion``: the motion strength of ``curate_frames`` (ground-truth depth as the depth
   estimator, aligned by eq. 2) on temporal clips (``--per-kind`` / 4 scenes, each at object
   speeds 0.4, 0.8, 1.2 and 1.6: same scene, motions scaled) and on ``--per-kind`` spatial
-  clips, once with the default flow masks and once with the instance masks (what a
-  segmentation model would give): Spearman correlation with the object speed within each
-  scene, with the exact eq. 4 strength of synth over all clips, and the strengths that spatial
-  clips (no object motion) get.
+  clips and ``--per-kind`` / 2 hybrid clips, once with the default flow masks and once with
+  the instance masks (what a segmentation model would give): Spearman correlation with the
+  object speed within each scene, with the exact eq. 4 strength of synth over all clips, the
+  strengths that spatial clips (no object motion) get, and how many clips get their kind as
+  label.
 - ``depth``: eq. 2 on synth depth distorted by a random affine map d_rel = (d - b) / a, with
   1% of pixels as the sparse SfM depth: median relative error of the aligned depth.
 
@@ -121,13 +122,17 @@ def static_section(per_kind: int) -> None:
 
 
 SPEEDS = (0.4, 0.8, 1.2, 1.6)
+KINDS = ("temporal", "spatial", "hybrid")
 
 
 def motion_section(per_kind: int) -> None:
     from scipy.stats import spearmanr
 
     scenes = max(1, per_kind // len(SPEEDS))
-    print(f"\n## motion: {scenes} temporal scenes x speeds {SPEEDS} and {per_kind} spatial clips, 256x256, 32 frames\n")
+    print(
+        f"\n## motion: {scenes} temporal scenes x speeds {SPEEDS}, {per_kind} spatial and {per_kind // 2} hybrid "
+        "clips, 256x256, 32 frames\n"
+    )
     print(
         "| kind | scene | speed | eq. 4 strength (exact) | flow masks: strength | label "
         "| instance masks: strength | label |"
@@ -136,10 +141,11 @@ def motion_section(per_kind: int) -> None:
     rows = []
     clips = [("temporal", scene, speed) for scene in range(scenes) for speed in SPEEDS]
     clips += [("spatial", 100 + index, None) for index in range(per_kind)]
+    clips += [("hybrid", 200 + index, None) for index in range(per_kind // 2)]
     for kind, scene, speed in clips:
         clip = make_clip(SynthConfig(kind, 256, 32, speed=speed, props=6), SEED + 5000 + scene)
         source = SourceFrames(clip.frames, np.arange(len(clip)), 0.0)
-        row = [kind, scene, speed or 0.0, clip.meta["motion_strength"]]
+        row = [kind, scene, "-" if speed is None else speed, clip.meta["motion_strength"]]
         for objects in (None, clip.masks):
             curated = curate_frames(source, CurateConfig(), objects, lambda frames, depth=clip.depth: depth)
             row += [curated.record["motion_strength"], curated.record["label"]]
@@ -153,6 +159,9 @@ def motion_section(per_kind: int) -> None:
         ]
         exact_rho = spearmanr([r[3] for r in temporal], [r[column] for r in temporal]).statistic
         spatial = [r[column] for r in rows if r[0] == "spatial"]
+        labelled = {kind: sum(r[column + 1] == kind for r in rows if r[0] == kind) for kind in KINDS}
+        totals = {kind: sum(r[0] == kind for r in rows) for kind in KINDS}
+        print(f"\n{name}: labelled as their kind " + ", ".join(f"{k} {labelled[k]}/{totals[k]}" for k in KINDS))
         print(
             f"\n{name}: Spearman vs object speed per scene {np.round(per_scene, 3).tolist()} (mean "
             f"{np.mean(per_scene):.3f}); vs exact eq. 4 strength over all clips {exact_rho:.3f}; median strength "

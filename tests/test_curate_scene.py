@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from scene4d.curate.motion import motion_strength, object_motion_field
+from scene4d.curate.motion import least_motion_field, motion_strength, object_motion_field, window_depths
 from scene4d.curate.tsdf import depth_bounds, extract_mesh, fuse_tsdf, occupancy
 from scene4d.errors import Scene4DError
 from scene4d.geometry import camera_pca_box, rigid_inverse
@@ -39,6 +39,31 @@ def test_tracked_motion_strength_follows_the_exact_one():
         if str(object_id) not in exact:  # still objects: far below the moving ones
             assert value < 0.1 * clip.meta["motion_strength"]
     assert strength == pytest.approx(clip.meta["motion_strength"], rel=0.25)
+
+
+def test_window_depths_are_the_own_nearest_and_farthest_depth_around_each_pixel():
+    depth = np.random.default_rng(0).uniform(1.0, 9.0, (12, 15)).astype(np.float32)
+    own, nearest, farthest = window_depths(depth, radius=2)
+    np.testing.assert_array_equal(own, depth)
+    for row, col in ((0, 0), (5, 7), (11, 14), (3, 13)):
+        window = depth[max(row - 2, 0) : row + 3, max(col - 2, 0) : col + 3]
+        assert (nearest[row, col], farthest[row, col]) == (window.min(), window.max())
+
+
+def test_least_motion_field_takes_the_depth_that_explains_a_track_at_an_occluding_edge(orbit_clip):
+    cameras = orbit_clip.cameras[[0, 5]]
+    depth = np.full((64, 64), 3.0, np.float32)
+    depth[:, 33:] = 6.0  # a near surface left of column 33, a far one right of it
+    pixels = torch.tensor([[[31.5, 40.5], [10.5, 40.5]]])  # beside the edge; far from it
+    far = cameras[0].unproject(pixels[:, :1], torch.tensor([[6.0]]))  # the first track follows the far surface
+    near = cameras[0].unproject(pixels[:, 1:], torch.tensor([[3.0]]))
+    tracked, _ = cameras[1].project(torch.cat([far, near], dim=1))
+    moved = tracked[0].numpy() + np.array([[0.0, 0.0], [3.2, 0.0]])  # the second also moves 3.2 px
+    own = object_motion_field(cameras, pixels[0].numpy(), moved, depth)
+    assert np.linalg.norm(own[0]) > 0.01  # its own depth (the near surface's) says it moves
+    least = least_motion_field(cameras, pixels[0].numpy(), moved, window_depths(depth))
+    np.testing.assert_allclose(least[0], 0.0, atol=1e-5)  # the far depth explains it: static
+    np.testing.assert_allclose(least[1], [0.05, 0.0], atol=1e-5)  # one surface in its window: eq. 4
 
 
 def test_tsdf_mesh_lies_on_the_rendered_depth(orbit_clip):

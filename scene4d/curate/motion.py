@@ -5,6 +5,12 @@ forward-backward check, or any tracker with the same signature), back-projected 
 depth (eq. 3) and projected into the next camera (eq. 1). The motion field is the tracked
 position minus that projection, normalised by the image size (eq. 4): camera motion alone
 gives zero. The motion strength is the maximum over objects of the mean field magnitude.
+
+Near an occluding edge the depth under a keypoint is ambiguous: the tracker's window holds both
+surfaces, and the track may follow either (or neither). There each keypoint takes, of the
+depths in its tracking window (own, nearest, farthest), the one that best explains its track
+by the camera's motion, so that a static scene seen by a moving camera does not measure motion
+at its silhouettes. A still camera is unaffected: its field does not depend on depth.
 """
 
 from collections.abc import Callable
@@ -12,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from scene4d.curate.tracks import corner_points, pixel_rows_cols, track_points
+from scene4d.curate.tracks import LK_WINDOW, corner_points, pixel_rows_cols, track_points
 from scene4d.geometry import Cameras
 
 Tracker = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -37,6 +43,28 @@ def object_motion_field(
     return (points_j - projected[0].numpy()) / size
 
 
+def window_depths(depth: np.ndarray, radius: int = LK_WINDOW // 2) -> np.ndarray:
+    """[3, H, W]: ``depth`` [H, W] itself, and its minimum and maximum over each pixel's window of
+    side ``2 radius + 1`` (by default the LK window)."""
+    import cv2
+
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    z = depth.astype(np.float32)
+    return np.stack([z, cv2.erode(z, kernel), cv2.dilate(z, kernel)])
+
+
+def least_motion_field(
+    cameras: Cameras,  # 2 cameras: frame i, frame j
+    points_i: np.ndarray,  # [P, 2] keypoints in frame i
+    points_j: np.ndarray,  # [P, 2] the same keypoints tracked into frame j
+    depths_i: np.ndarray,  # [D, H, W] candidate z-depths of frame i (``window_depths``)
+) -> np.ndarray:
+    """Eq. 4 [P, 2] with, per keypoint, the candidate depth that gives the smallest field."""
+    fields = np.stack([object_motion_field(cameras, points_i, points_j, depth) for depth in depths_i])
+    smallest = np.linalg.norm(fields, axis=2).argmin(axis=0)
+    return fields[smallest, np.arange(len(points_i))]
+
+
 def motion_strength(
     frames: np.ndarray,  # [T, H, W, 3]
     cameras: Cameras,  # [T]
@@ -51,20 +79,22 @@ def motion_strength(
 
     Per frame pair (i, i+1) and object id, up to ``points_per_object`` corners of the object's
     mask in frame i are tracked into frame i+1 (pairs with fewer than ``min_points`` tracks are
-    skipped); each object's magnitudes are averaged over its pairs. Objects seen in fewer than
-    ``min_pairs`` of the pairs are left out: a brief, thin region is more likely a flow or
-    tracking artefact than an object. Returns the strength and the per-object means.
+    skipped) and measured with the depth of their window that best explains the track
+    (``least_motion_field``); each object's magnitudes are averaged over its pairs. Objects
+    seen in fewer than ``min_pairs`` of the pairs are left out: a brief, thin region is more
+    likely a flow or tracking artefact than an object. Returns the strength and the per-object means.
     """
     magnitudes: dict[int, list[np.ndarray]] = {}
     for index in range(len(frames) - 1):
         pair = cameras[[index, index + 1]]
+        depths = window_depths(depth[index])
         for object_id in np.unique(objects[index]):
             if object_id == 0:
                 continue
             points = corner_points(frames[index], objects[index] == object_id, points_per_object, min_distance=2)
             moved, ok = tracker(frames[index], frames[index + 1], points)
             if ok.sum() >= min_points:
-                field = object_motion_field(pair, points[ok], moved[ok], depth[index])
+                field = least_motion_field(pair, points[ok], moved[ok], depths)
                 magnitudes.setdefault(int(object_id), []).append(np.linalg.norm(field, axis=1))
     enough = min_pairs * (len(frames) - 1)
     per_object = {key: float(np.concatenate(v).mean()) for key, v in magnitudes.items() if len(v) >= enough}
