@@ -244,7 +244,7 @@ def run_director_training(
 def resume_director(
     folder: Path,
     config: DirectorTrainConfig,
-    denoiser: torch.nn.Module,
+    backbone: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     rng: np.random.Generator,
     generator: torch.Generator,
@@ -257,5 +257,5 @@ def resume_director(
         return 0
     tensors, saved = checkpoint
     lora = {key.removeprefix(KEY_PREFIX): value for key, value in tensors.items() if ".lora_" in key}
-    set_peft_model_state_dict(denoiser, lora, adapter_name=TRAINED)
+    set_peft_model_state_dict(backbone, lora, adapter_name=TRAINED)
     return restore_progress(tensors, saved, optimizer, rng, generator)
