@@ -9,6 +9,12 @@ on the first call and caches the machine code on disk. The plain PyTorch twin is
   Gaussians with ``alpha < 1/255`` (or ``sigma < 0``) are skipped;
 - blending stops before the Gaussian that would bring the transmittance to 1e-4 or below.
 
+Within a tile the loops run Gaussian by Gaussian (front to back, and back to front for the
+gradients) over only the pixels of the box that holds the Gaussian's ``sigma <= cutoff``
+ellipse, keeping each pixel's running state in small per-tile arrays: a splat of a few pixels
+then costs a few pixels, not the whole tile. Each pixel still sees its Gaussians in depth order,
+so the arithmetic per pixel is that of a per-pixel loop.
+
 Arrays are per camera: ``means2d [C, N, 2]``, ``conics [C, N, 3]``, ``colors [C, N, 3]``,
 ``opacities [C, N]``, ``depths [C, N]``, ``sigma_cutoffs [C, N]`` = ``ln(255 opacity)`` (a
 Gaussian with ``sigma`` beyond it has ``alpha < 1/255``; testing it first skips the ``exp`` for
@@ -24,22 +30,47 @@ from numba import njit, prange
 from scene4d.splat.rasterize import ALPHA_MAX, ALPHA_MIN, TRANSMITTANCE_MIN
 
 CUTOFF_MARGIN = 1e-4
+BOX_SLACK = 1e-4  # relative and absolute (pixels) widening of the ellipse box: it may hold extra pixels, never miss one
 
 
 @njit(cache=True)
 def gather_tile(camera, ids, start, end, means2d, conics, colors, opacities, depths, sigma_cutoffs):
-    """The tile's Gaussians as one contiguous [n, 12] block (x, y, a, b, c, opacity, cutoff, r, g, b,
-    depth, unused): the pixel loops then read memory in order instead of jumping through ``ids``."""
-    block = np.empty((end - start, 12), means2d.dtype)
+    """The tile's Gaussians as one contiguous [n, 13] block (x, y, a, b, c, opacity, cutoff, r, g, b,
+    depth, x extent, y extent): the pixel loops then read memory in order instead of jumping through
+    ``ids``. The extents bound ``|dx|`` and ``|dy|`` over the ellipse ``sigma <= cutoff + margin``:
+    ``sqrt(2 s Sigma_xx)`` with ``Sigma = conic^-1``; -1 when no pixel can pass (``s <= 0``) and
+    infinite when the conic is not positive definite (every pixel is tested)."""
+    block = np.empty((end - start, 13), means2d.dtype)
     for k in range(start, end):
         g = ids[k]
         row = block[k - start]
         row[0], row[1] = means2d[camera, g, 0], means2d[camera, g, 1]
-        row[2], row[3], row[4] = conics[camera, g, 0], conics[camera, g, 1], conics[camera, g, 2]
+        a, b, c = conics[camera, g, 0], conics[camera, g, 1], conics[camera, g, 2]
+        row[2], row[3], row[4] = a, b, c
         row[5], row[6] = opacities[camera, g], sigma_cutoffs[camera, g]
         row[7], row[8], row[9] = colors[camera, g, 0], colors[camera, g, 1], colors[camera, g, 2]
         row[10] = depths[camera, g]
+        level = sigma_cutoffs[camera, g] + CUTOFF_MARGIN
+        determinant = a * c - b * b
+        if level <= 0.0:
+            row[11], row[12] = -1.0, -1.0
+        elif determinant <= 0.0 or a <= 0.0:
+            row[11], row[12] = np.inf, np.inf
+        else:
+            row[11] = math.sqrt(2.0 * level * c / determinant) * (1.0 + BOX_SLACK) + BOX_SLACK
+            row[12] = math.sqrt(2.0 * level * a / determinant) * (1.0 + BOX_SLACK) + BOX_SLACK
     return block
+
+
+@njit(cache=True)
+def pixel_range(centre, extent, first, count):
+    """Indices ``i`` in ``[first, first + count)`` whose pixel centre ``i + 0.5`` lies within ``extent`` of
+    ``centre``, as a half-open (low, high); empty when ``extent < 0``."""
+    if extent < 0.0:
+        return first, first
+    low = max(float(first), centre - extent - 0.5)
+    high = min(float(first + count - 1), centre + extent - 0.5)
+    return int(math.ceil(low)), int(math.floor(high)) + 1
 
 
 @njit(parallel=True, cache=True)
@@ -53,14 +84,23 @@ def blend_forward(
     for job in prange(offsets.shape[0] - 1):
         camera, tile = job // tiles_per_camera, job % tiles_per_camera
         top, left = (tile // tiles_x) * tile_size, (tile % tiles_x) * tile_size
+        rows, cols = min(tile_size, height - top), min(tile_size, width - left)
         start, end = offsets[job], offsets[job + 1]
         block = gather_tile(camera, ids, start, end, means2d, conics, colors, opacities, depths, sigma_cutoffs)
-        for row in range(top, min(top + tile_size, height)):
-            for col in range(left, min(left + tile_size, width)):
-                transmittance, red, green, blue, depth = 1.0, 0.0, 0.0, 0.0, 0.0
-                last = start
-                for k in range(end - start):
-                    gaussian = block[k]
+        transmittance = np.ones(rows * cols, means2d.dtype)
+        blended = np.zeros((rows * cols, 4), means2d.dtype)  # red, green, blue, depth
+        last = np.full(rows * cols, start, np.int64)
+        done = np.zeros(rows * cols, np.bool_)
+        remaining = rows * cols
+        for k in range(end - start):
+            gaussian = block[k]
+            row_low, row_high = pixel_range(gaussian[1], gaussian[12], top, rows)
+            col_low, col_high = pixel_range(gaussian[0], gaussian[11], left, cols)
+            for row in range(row_low, row_high):
+                for col in range(col_low, col_high):
+                    pixel = (row - top) * cols + col - left
+                    if done[pixel]:
+                        continue
                     dx = col + 0.5 - gaussian[0]
                     dy = row + 0.5 - gaussian[1]
                     sigma = 0.5 * (gaussian[2] * dx * dx + gaussian[4] * dy * dy) + gaussian[3] * dx * dy
@@ -69,22 +109,30 @@ def blend_forward(
                     alpha = min(ALPHA_MAX, gaussian[5] * math.exp(-sigma))
                     if alpha < ALPHA_MIN:
                         continue
-                    next_transmittance = transmittance * (1.0 - alpha)
+                    next_transmittance = transmittance[pixel] * (1.0 - alpha)
                     if next_transmittance <= TRANSMITTANCE_MIN:
-                        break
-                    weight = alpha * transmittance
-                    red += weight * gaussian[7]
-                    green += weight * gaussian[8]
-                    blue += weight * gaussian[9]
-                    depth += weight * gaussian[10]
-                    transmittance = next_transmittance
-                    last = start + k + 1
-                out_rgb[camera, row, col, 0] = red + transmittance * background[camera, 0]
-                out_rgb[camera, row, col, 1] = green + transmittance * background[camera, 1]
-                out_rgb[camera, row, col, 2] = blue + transmittance * background[camera, 2]
-                out_depth[camera, row, col] = depth
-                out_transmittance[camera, row, col] = transmittance
-                out_last[camera, row, col] = last
+                        done[pixel] = True
+                        remaining -= 1
+                        continue
+                    weight = alpha * transmittance[pixel]
+                    blended[pixel, 0] += weight * gaussian[7]
+                    blended[pixel, 1] += weight * gaussian[8]
+                    blended[pixel, 2] += weight * gaussian[9]
+                    blended[pixel, 3] += weight * gaussian[10]
+                    transmittance[pixel] = next_transmittance
+                    last[pixel] = start + k + 1
+            if remaining == 0:
+                break
+        for row in range(top, top + rows):
+            for col in range(left, left + cols):
+                pixel = (row - top) * cols + col - left
+                for channel in range(3):
+                    out_rgb[camera, row, col, channel] = (
+                        blended[pixel, channel] + transmittance[pixel] * background[camera, channel]
+                    )
+                out_depth[camera, row, col] = blended[pixel, 3]
+                out_transmittance[camera, row, col] = transmittance[pixel]
+                out_last[camera, row, col] = last[pixel]
 
 
 @njit(parallel=True, cache=True)
@@ -109,14 +157,10 @@ def blend_backward(
             top, left = (tile // tiles_x) * tile_size, (tile % tiles_x) * tile_size
             start, end = offsets[job], offsets[job + 1]
             block = gather_tile(camera, ids, start, end, means2d, conics, colors, opacities, depths, sigma_cutoffs)
-            grads = np.zeros((end - start, 10), means2d.dtype)  # dx, dy, da, db, dc, dopacity, dr, dg, db, ddepth
-            for row in range(top, min(top + tile_size, height)):
-                for col in range(left, min(left + tile_size, width)):
-                    blend_pixel_backward(
-                        block, grads, last[camera, row, col] - start, col + 0.5, row + 0.5,
-                        transmittance_final[camera, row, col], background[camera], grad_rgb[camera, row, col],
-                        grad_alpha[camera, row, col], grad_depth[camera, row, col],
-                    )  # fmt: skip
+            grads = blend_tile_backward(
+                block, camera, top, left, min(tile_size, height - top), min(tile_size, width - left), start,
+                transmittance_final, last, background[camera], grad_rgb, grad_alpha, grad_depth,
+            )  # fmt: skip
             for k in range(end - start):
                 g = ids[start + k]
                 grad_means2d[chunk, camera, g, 0] += grads[k, 0]
@@ -132,45 +176,74 @@ def blend_backward(
 
 
 @njit(cache=True)
-def blend_pixel_backward(block, grads, count, x, y, final, background, dl_drgb, dl_dalpha_pixel, dl_ddepth):
-    """Gradients of one pixel into the tile's ``grads`` block; ``count`` Gaussians of ``block`` were blended."""
-    transmittance = final
-    behind_r, behind_g, behind_b = final * background[0], final * background[1], final * background[2]
-    behind_depth = 0.0
-    dl_dr, dl_dg, dl_db = dl_drgb[0], dl_drgb[1], dl_drgb[2]
-    for k in range(count - 1, -1, -1):
+def blend_tile_backward(
+    block, camera, top, left, rows, cols, start, transmittance_final, last, background, grad_rgb, grad_alpha,
+    grad_depth,
+):  # fmt: skip
+    """Gradients [n, 10] (dx, dy, da, db, dc, dopacity, dr, dg, db, ddepth) of the tile's Gaussians:
+    back to front, each over the pixels of its box that it was blended into."""
+    grads = np.zeros((block.shape[0], 10), block.dtype)
+    count = np.empty(rows * cols, np.int64)
+    transmittance = np.empty(rows * cols, block.dtype)
+    behind = np.zeros((rows * cols, 4), block.dtype)  # colour and depth of everything behind, with the background
+    for row in range(top, top + rows):
+        for col in range(left, left + cols):
+            pixel = (row - top) * cols + col - left
+            count[pixel] = last[camera, row, col] - start
+            final = transmittance_final[camera, row, col]
+            transmittance[pixel] = final
+            for channel in range(3):
+                behind[pixel, channel] = final * background[channel]
+    for k in range(count.max() - 1, -1, -1):
         gaussian = block[k]
-        dx, dy = x - gaussian[0], y - gaussian[1]
         a, b, c = gaussian[2], gaussian[3], gaussian[4]
-        sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-        if sigma < 0.0 or sigma > gaussian[6] + CUTOFF_MARGIN:
-            continue
-        falloff = math.exp(-sigma)
-        raw_alpha = gaussian[5] * falloff
-        alpha = min(ALPHA_MAX, raw_alpha)
-        if alpha < ALPHA_MIN:
-            continue
-        one_minus = 1.0 - alpha
-        transmittance /= one_minus
-        weight = alpha * transmittance
         red, green, blue, z = gaussian[7], gaussian[8], gaussian[9], gaussian[10]
-        grads[k, 6] += weight * dl_dr
-        grads[k, 7] += weight * dl_dg
-        grads[k, 8] += weight * dl_db
-        grads[k, 9] += weight * dl_ddepth
-        dl_dalpha = transmittance * (red * dl_dr + green * dl_dg + blue * dl_db + z * dl_ddepth)
-        dl_dalpha -= (behind_r * dl_dr + behind_g * dl_dg + behind_b * dl_db + behind_depth * dl_ddepth) / one_minus
-        dl_dalpha += final / one_minus * dl_dalpha_pixel
-        behind_r += weight * red
-        behind_g += weight * green
-        behind_b += weight * blue
-        behind_depth += weight * z
-        if raw_alpha > ALPHA_MAX:
-            continue  # clamped: alpha does not depend on opacity or position
-        grads[k, 5] += falloff * dl_dalpha
-        dl_dsigma = -alpha * dl_dalpha
-        grads[k, 2] += 0.5 * dx * dx * dl_dsigma
-        grads[k, 3] += dx * dy * dl_dsigma
-        grads[k, 4] += 0.5 * dy * dy * dl_dsigma
-        grads[k, 0] -= (a * dx + b * dy) * dl_dsigma
-        grads[k, 1] -= (b * dx + c * dy) * dl_dsigma
+        row_low, row_high = pixel_range(gaussian[1], gaussian[12], top, rows)
+        col_low, col_high = pixel_range(gaussian[0], gaussian[11], left, cols)
+        for row in range(row_low, row_high):
+            for col in range(col_low, col_high):
+                pixel = (row - top) * cols + col - left
+                if k >= count[pixel]:
+                    continue
+                dx, dy = col + 0.5 - gaussian[0], row + 0.5 - gaussian[1]
+                sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
+                if sigma < 0.0 or sigma > gaussian[6] + CUTOFF_MARGIN:
+                    continue
+                falloff = math.exp(-sigma)
+                raw_alpha = gaussian[5] * falloff
+                alpha = min(ALPHA_MAX, raw_alpha)
+                if alpha < ALPHA_MIN:
+                    continue
+                dl_dr, dl_dg, dl_db = (
+                    grad_rgb[camera, row, col, 0],
+                    grad_rgb[camera, row, col, 1],
+                    grad_rgb[camera, row, col, 2],
+                )
+                dl_ddepth = grad_depth[camera, row, col]
+                one_minus = 1.0 - alpha
+                transmittance[pixel] /= one_minus
+                weight = alpha * transmittance[pixel]
+                grads[k, 6] += weight * dl_dr
+                grads[k, 7] += weight * dl_dg
+                grads[k, 8] += weight * dl_db
+                grads[k, 9] += weight * dl_ddepth
+                dl_dalpha = transmittance[pixel] * (red * dl_dr + green * dl_dg + blue * dl_db + z * dl_ddepth)
+                dl_dalpha -= (
+                    behind[pixel, 0] * dl_dr + behind[pixel, 1] * dl_dg + behind[pixel, 2] * dl_db
+                    + behind[pixel, 3] * dl_ddepth
+                ) / one_minus  # fmt: skip
+                dl_dalpha += transmittance_final[camera, row, col] / one_minus * grad_alpha[camera, row, col]
+                behind[pixel, 0] += weight * red
+                behind[pixel, 1] += weight * green
+                behind[pixel, 2] += weight * blue
+                behind[pixel, 3] += weight * z
+                if raw_alpha > ALPHA_MAX:
+                    continue  # clamped: alpha does not depend on opacity or position
+                grads[k, 5] += falloff * dl_dalpha
+                dl_dsigma = -alpha * dl_dalpha
+                grads[k, 2] += 0.5 * dx * dx * dl_dsigma
+                grads[k, 3] += dx * dy * dl_dsigma
+                grads[k, 4] += 0.5 * dy * dy * dl_dsigma
+                grads[k, 0] -= (a * dx + b * dy) * dl_dsigma
+                grads[k, 1] -= (b * dx + c * dy) * dl_dsigma
+    return grads
