@@ -110,6 +110,48 @@ def test_projection_culls_behind_the_camera_and_off_screen():
     assert projected.radii[0, 1:].max() == 0
 
 
+def test_compiled_projection_matches_torch_with_culled_and_clamped_gaussians():
+    from scene4d.splat.projection import project_gaussians_compiled
+
+    generator = torch.Generator().manual_seed(4)
+    means, quats, log_scales, _, _ = random_gaussians(600, seed=5)
+    with torch.no_grad():  # spread past the field of view (clamped Jacobian) and behind the cameras
+        means.mul_(torch.rand(600, 1, generator=generator, dtype=torch.float64) * 4)
+    cameras = orbiting_cameras(3)
+    outputs = {}
+    for name, project in (("torch", project_gaussians), ("cpu", project_gaussians_compiled)):
+        projected = project(means, quats, log_scales, cameras)
+        values = (projected.means2d, projected.conics, projected.depths)
+        cotangent = torch.Generator().manual_seed(6)
+        loss = sum((v * torch.randn(v.shape, generator=cotangent, dtype=v.dtype)).sum() for v in values)
+        outputs[name] = (
+            [v.detach() for v in values],
+            projected.radii,
+            torch.autograd.grad(loss, (means, quats, log_scales)),
+        )
+    (reference, reference_radii, reference_grads), (fast, fast_radii, fast_grads) = outputs["torch"], outputs["cpu"]
+    assert 0 < int((fast_radii[..., 0] == 0).sum()) < fast_radii[..., 0].numel() / 2  # some culled, most kept
+    assert torch.equal(fast_radii, reference_radii)
+    for expected, actual in zip(reference, fast, strict=True):
+        torch.testing.assert_close(actual, expected, atol=1e-9, rtol=1e-9)
+    for expected, actual in zip(reference_grads, fast_grads, strict=True):
+        torch.testing.assert_close(actual, expected, atol=1e-8, rtol=1e-7)
+
+
+def test_compiled_binning_lists_the_same_tiles_in_the_same_order():
+    from scene4d.splat.rasterize import bin_gaussians, bin_gaussians_compiled
+
+    means, quats, log_scales, _, _ = (t.detach() for t in random_gaussians(800, seed=7))
+    cameras = orbiting_cameras(2, width=53, height=37)
+    projected = project_gaussians(means, quats, log_scales, cameras)
+    depths = projected.depths.clone()
+    depths[:, :100] = depths[:, 100:200]  # equal depths: ties keep the index order
+    expected = bin_gaussians(projected.means2d, projected.radii, depths, cameras.width, cameras.height)
+    actual = bin_gaussians_compiled(projected.means2d, projected.radii, depths, cameras.width, cameras.height)
+    assert (actual.tiles_x, actual.tiles_y) == (expected.tiles_x, expected.tiles_y) == (4, 3)
+    assert torch.equal(actual.offsets, expected.offsets) and torch.equal(actual.gaussian_ids, expected.gaussian_ids)
+
+
 def test_sh_degree_zero_is_the_dc_term_and_higher_bands_depend_on_direction():
     coefficients = torch.rand(5, 16, 3)
     directions = torch.nn.functional.normalize(torch.randn(5, 3), dim=-1)

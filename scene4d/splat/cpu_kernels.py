@@ -183,9 +183,11 @@ def blend_tile_backward(
     """Gradients [n, 10] (dx, dy, da, db, dc, dopacity, dr, dg, db, ddepth) of the tile's Gaussians:
     back to front, each over the pixels of its box that it was blended into."""
     grads = np.zeros((block.shape[0], 10), block.dtype)
-    count = np.empty(rows * cols, np.int64)
-    transmittance = np.empty(rows * cols, block.dtype)
-    behind = np.zeros((rows * cols, 4), block.dtype)  # colour and depth of everything behind, with the background
+    pixels = rows * cols
+    count = np.empty(pixels, np.int64)
+    transmittance = np.empty(pixels, block.dtype)
+    behind = np.zeros((pixels, 4), block.dtype)  # colour and depth of everything behind, with the background
+    upstream = np.empty((pixels, 5), block.dtype)  # dL/d(r, g, b, depth), T_final dL/dalpha
     for row in range(top, top + rows):
         for col in range(left, left + cols):
             pixel = (row - top) * cols + col - left
@@ -194,56 +196,59 @@ def blend_tile_backward(
             transmittance[pixel] = final
             for channel in range(3):
                 behind[pixel, channel] = final * background[channel]
+                upstream[pixel, channel] = grad_rgb[camera, row, col, channel]
+            upstream[pixel, 3] = grad_depth[camera, row, col]
+            upstream[pixel, 4] = final * grad_alpha[camera, row, col]
     for k in range(count.max() - 1, -1, -1):
         gaussian = block[k]
-        a, b, c = gaussian[2], gaussian[3], gaussian[4]
+        x, y, a, b, c = gaussian[0], gaussian[1], gaussian[2], gaussian[3], gaussian[4]
+        opacity, level = gaussian[5], gaussian[6] + CUTOFF_MARGIN
         red, green, blue, z = gaussian[7], gaussian[8], gaussian[9], gaussian[10]
-        row_low, row_high = pixel_range(gaussian[1], gaussian[12], top, rows)
-        col_low, col_high = pixel_range(gaussian[0], gaussian[11], left, cols)
+        row_low, row_high = pixel_range(y, gaussian[12], top, rows)
+        col_low, col_high = pixel_range(x, gaussian[11], left, cols)
+        d_x = d_y = d_a = d_b = d_c = d_opacity = d_red = d_green = d_blue = d_depth = 0.0
         for row in range(row_low, row_high):
             for col in range(col_low, col_high):
                 pixel = (row - top) * cols + col - left
                 if k >= count[pixel]:
                     continue
-                dx, dy = col + 0.5 - gaussian[0], row + 0.5 - gaussian[1]
+                dx, dy = col + 0.5 - x, row + 0.5 - y
                 sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-                if sigma < 0.0 or sigma > gaussian[6] + CUTOFF_MARGIN:
+                if sigma < 0.0 or sigma > level:
                     continue
                 falloff = math.exp(-sigma)
-                raw_alpha = gaussian[5] * falloff
+                raw_alpha = opacity * falloff
                 alpha = min(ALPHA_MAX, raw_alpha)
                 if alpha < ALPHA_MIN:
                     continue
-                dl_dr, dl_dg, dl_db = (
-                    grad_rgb[camera, row, col, 0],
-                    grad_rgb[camera, row, col, 1],
-                    grad_rgb[camera, row, col, 2],
-                )
-                dl_ddepth = grad_depth[camera, row, col]
-                one_minus = 1.0 - alpha
-                transmittance[pixel] /= one_minus
+                dl_dr, dl_dg, dl_db = upstream[pixel, 0], upstream[pixel, 1], upstream[pixel, 2]
+                dl_ddepth = upstream[pixel, 3]
+                inverse = 1.0 / (1.0 - alpha)
+                transmittance[pixel] *= inverse
                 weight = alpha * transmittance[pixel]
-                grads[k, 6] += weight * dl_dr
-                grads[k, 7] += weight * dl_dg
-                grads[k, 8] += weight * dl_db
-                grads[k, 9] += weight * dl_ddepth
+                d_red += weight * dl_dr
+                d_green += weight * dl_dg
+                d_blue += weight * dl_db
+                d_depth += weight * dl_ddepth
                 dl_dalpha = transmittance[pixel] * (red * dl_dr + green * dl_dg + blue * dl_db + z * dl_ddepth)
                 dl_dalpha -= (
                     behind[pixel, 0] * dl_dr + behind[pixel, 1] * dl_dg + behind[pixel, 2] * dl_db
                     + behind[pixel, 3] * dl_ddepth
-                ) / one_minus  # fmt: skip
-                dl_dalpha += transmittance_final[camera, row, col] / one_minus * grad_alpha[camera, row, col]
+                ) * inverse  # fmt: skip
+                dl_dalpha += upstream[pixel, 4] * inverse
                 behind[pixel, 0] += weight * red
                 behind[pixel, 1] += weight * green
                 behind[pixel, 2] += weight * blue
                 behind[pixel, 3] += weight * z
                 if raw_alpha > ALPHA_MAX:
                     continue  # clamped: alpha does not depend on opacity or position
-                grads[k, 5] += falloff * dl_dalpha
+                d_opacity += falloff * dl_dalpha
                 dl_dsigma = -alpha * dl_dalpha
-                grads[k, 2] += 0.5 * dx * dx * dl_dsigma
-                grads[k, 3] += dx * dy * dl_dsigma
-                grads[k, 4] += 0.5 * dy * dy * dl_dsigma
-                grads[k, 0] -= (a * dx + b * dy) * dl_dsigma
-                grads[k, 1] -= (b * dx + c * dy) * dl_dsigma
+                d_a += 0.5 * dx * dx * dl_dsigma
+                d_b += dx * dy * dl_dsigma
+                d_c += 0.5 * dy * dy * dl_dsigma
+                d_x -= (a * dx + b * dy) * dl_dsigma
+                d_y -= (b * dx + c * dy) * dl_dsigma
+        grads[k, 0], grads[k, 1], grads[k, 2], grads[k, 3], grads[k, 4] = d_x, d_y, d_a, d_b, d_c
+        grads[k, 5], grads[k, 6], grads[k, 7], grads[k, 8], grads[k, 9] = d_opacity, d_red, d_green, d_blue, d_depth
     return grads

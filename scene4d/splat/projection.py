@@ -1,12 +1,14 @@
 """Projection of 3D Gaussians to screen-space ellipses (EWA splatting), and SH colours.
 
-Plain PyTorch, differentiable, O(N) per camera; shared by the ``cpu`` and ``torch`` rasterizer
-backends (only per-pixel blending has a compiled fast path). Cameras follow the OpenCV
+``project_gaussians`` is plain PyTorch, differentiable, O(N) per camera: the ``torch`` rasterizer
+backend and the reference for ``project_gaussians_compiled``, its numba twin with its own
+backward (``cpu_projection``), which the ``cpu`` backend uses. Cameras follow the OpenCV
 convention of ``scene4d.geometry``; pixel centres sit at integer + 0.5.
 """
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -70,6 +72,43 @@ def project_gaussians(means: Tensor, quats: Tensor, log_scales: Tensor, cameras:
     means2d = torch.stack([fx * x / z + cx, fy * y / z + cy], dim=-1)
     radii = screen_radii(means2d.detach(), a.detach(), c.detach(), valid, cameras.width, cameras.height)
     return ProjectedGaussians(means2d, conics, points[..., 2], radii)
+
+
+def project_gaussians_compiled(
+    means: Tensor, quats: Tensor, log_scales: Tensor, cameras: Cameras
+) -> ProjectedGaussians:
+    """``project_gaussians`` by the compiled CPU kernels: same outputs, gradients by their own backward."""
+    means2d, conics, depths, radii = _CompiledProjection.apply(means, quats, log_scales, cameras)
+    return ProjectedGaussians(means2d, conics, depths, radii)
+
+
+class _CompiledProjection(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, means, quats, log_scales, cameras):  # noqa: ANN001
+        from scene4d.splat import cpu_projection
+
+        inputs = [t.detach().contiguous().numpy() for t in (means, quats, log_scales)]
+        dtype = inputs[0].dtype
+        camera_arrays = [t.to(means.dtype).contiguous().numpy() for t in (cameras.R, cameras.t, cameras.K)]
+        layout = (*inputs, *camera_arrays, cameras.width, cameras.height)
+        num_cameras, num = len(cameras), means.shape[0]
+        means2d, conics = np.empty((num_cameras, num, 2), dtype), np.empty((num_cameras, num, 3), dtype)
+        depths, radii = np.empty((num_cameras, num), dtype), np.empty((num_cameras, num, 2), np.int32)
+        cpu_projection.project_forward(*layout, means2d, conics, depths, radii)
+        ctx.layout = layout
+        radii = torch.from_numpy(radii)
+        ctx.mark_non_differentiable(radii)
+        return torch.from_numpy(means2d), torch.from_numpy(conics), torch.from_numpy(depths), radii
+
+    @staticmethod
+    def backward(ctx, grad_means2d, grad_conics, grad_depths, _grad_radii):  # noqa: ANN001
+        from scene4d.splat import cpu_projection
+
+        means, quats, log_scales = ctx.layout[:3]
+        grads = [np.empty_like(array) for array in (means, quats, log_scales)]
+        upstream = [g.contiguous().numpy() for g in (grad_means2d, grad_conics, grad_depths)]
+        cpu_projection.project_backward(*ctx.layout, *upstream, *grads)
+        return (*(torch.from_numpy(g) for g in grads), None)
 
 
 def screen_radii(means2d: Tensor, var_x: Tensor, var_y: Tensor, valid: Tensor, width: int, height: int) -> Tensor:

@@ -1,11 +1,11 @@
 """Differentiable Gaussian rasterization with three backends.
 
 - ``torch``: plain PyTorch, the reference for tests (``_rasterize_pixels``);
-- ``cpu``: compiled numba kernels with their own backward (``rasterize_pixels``);
+- ``cpu``: compiled numba kernels with their own backward for the projection, the tile binning
+  and the blending (``project_gaussians_compiled``, ``bin_gaussians_compiled``, ``rasterize_pixels``);
 - ``gsplat``: gsplat's CUDA ``rasterization()`` when the inputs live on a CUDA device.
 
-``cpu`` and ``torch`` share the projection (``project_gaussians``) and the tile binning, and
-differ only in the per-pixel blending. ``RenderResult.info`` carries what gsplat's
+``cpu`` and ``torch`` share the SH colours. ``RenderResult.info`` carries what gsplat's
 densification strategies read (``means2d`` with its gradient, ``radii [C, N, 2]``, ``width``,
 ``height``, ``n_cameras``, ``gaussian_ids``), so ``DefaultStrategy`` and ``MCMCStrategy`` run with any backend.
 """
@@ -19,7 +19,7 @@ from torch import Tensor
 
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras
-from scene4d.splat.projection import project_gaussians, spherical_harmonics
+from scene4d.splat.projection import project_gaussians, project_gaussians_compiled, spherical_harmonics
 
 Backend = Literal["auto", "cpu", "gsplat", "torch"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
@@ -70,11 +70,13 @@ def rasterize(
     background = background.to(means.dtype).expand(num_cameras, 3)
     if backend == "gsplat":
         return rasterize_gsplat(means, quats, log_scales, opacity_logits, colors, cameras, background, sh_degree)
-    projected = project_gaussians(means, quats, log_scales, cameras)
+    compiled = backend == "cpu"
+    projected = (project_gaussians_compiled if compiled else project_gaussians)(means, quats, log_scales, cameras)
     view_colors = colors_per_camera(means, colors, cameras, sh_degree)
     opacities = torch.sigmoid(opacity_logits)[None].expand(num_cameras, -1)
-    bins = bin_gaussians(projected.means2d, projected.radii, projected.depths, cameras.width, cameras.height)
-    blend = rasterize_pixels if backend == "cpu" else _rasterize_pixels
+    binning = bin_gaussians_compiled if compiled else bin_gaussians
+    bins = binning(projected.means2d, projected.radii, projected.depths, cameras.width, cameras.height)
+    blend = rasterize_pixels if compiled else _rasterize_pixels
     rgb, alpha, depth = blend(
         projected.means2d, projected.conics, view_colors, opacities, projected.depths, background,
         bins, cameras.width, cameras.height,
@@ -141,6 +143,16 @@ def bin_gaussians(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, he
     per_cell = torch.bincount(cell, minlength=num_cameras * tiles_x * tiles_y)
     offsets = torch.cat([per_cell.new_zeros(1), torch.cumsum(per_cell, 0)])
     return TileBins(offsets, (owner % num)[order], tiles_x, tiles_y)
+
+
+def bin_gaussians_compiled(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, height: int) -> TileBins:
+    """``bin_gaussians`` by a compiled kernel: the same tile lists in the same order."""
+    from scene4d.splat import cpu_projection
+
+    offsets, ids = cpu_projection.bin_tiles(
+        to_numpy(means2d), to_numpy(radii), to_numpy(depths), width, height, TILE_SIZE
+    )
+    return TileBins(torch.from_numpy(offsets), torch.from_numpy(ids), -(-width // TILE_SIZE), -(-height // TILE_SIZE))
 
 
 def rasterize_pixels(
