@@ -201,6 +201,12 @@ def reconstruct(
     init_points: Annotated[
         int, typer.Option(help="Initial Gaussians (from depth when the clip has it, else random along camera rays).")
     ] = 20_000,
+    depth_weight: Annotated[
+        float,
+        typer.Option(
+            help="Weight of the relative depth error on frames whose clip carries depth (synth, curate); 0 = off."
+        ),
+    ] = 0.0,
     backend: Annotated[
         str, typer.Option(help="Rasterizer: auto (gsplat on CUDA, else cpu), cpu, gsplat or torch.")
     ] = "auto",
@@ -214,7 +220,10 @@ def reconstruct(
     from scene4d.io import load_clip
     from scene4d.splat.fit import FitConfig
 
-    config = FitConfig(iterations=iters, sh_degree=sh_degree, init_points=init_points, backend=backend, seed=seed)
+    config = FitConfig(
+        iterations=iters, sh_degree=sh_degree, init_points=init_points, depth_weight=depth_weight, backend=backend,
+        seed=seed,
+    )  # fmt: skip
     fit_with_progress(load_clip(clip), out, config, warmup if dynamic else None, bake_times)
 
 

@@ -96,6 +96,8 @@ def test_depth_maps_without_surfaces_are_an_empty_point_cloud(small_clip):
         FitConfig(init_points=0)
     with pytest.raises(Scene4DError, match="valid: auto, cpu, gsplat, torch"):
         FitConfig(backend="vulkan")
+    with pytest.raises(Scene4DError, match="depth weight"):
+        FitConfig(depth_weight=-0.1)
 
 
 def test_budget_keeps_the_most_opaque_gaussians(small_clip):
@@ -111,3 +113,24 @@ def test_budget_keeps_the_most_opaque_gaussians(small_clip):
     # Densifying copied every Gaussian; the budget dropped the least opaque ones.
     kept = torch.sigmoid(trainer.params["opacities"].detach())
     assert float(kept.min()) > float(torch.sigmoid(torch.tensor(-3.0)))
+
+
+def test_depth_weight_adds_the_weighted_depth_error_to_the_step_loss(small_clip):
+    from scene4d.splat.fit import Trainer, sh_degree_of
+    from scene4d.splat.losses import depth_loss
+    from scene4d.splat.rasterize import rasterize
+
+    config = FitConfig(init_points=400, sh_degree=0, depth_weight=0.3, random_background=False)
+    splats = initial_splats(small_clip, config)
+    camera, target = small_clip.cameras[1], torch.from_numpy(small_clip.frames[1:2])
+    target_depth = torch.from_numpy(small_clip.depth[1:2]) * 1.2  # 20% off where covered
+    colors = torch.cat([splats["sh0"], splats["shN"]], dim=1)
+    rendered = rasterize(
+        splats["means"], splats["quats"], splats["scales"], splats["opacities"], colors, camera,
+        torch.zeros(3), sh_degree=sh_degree_of(splats),
+    )  # fmt: skip
+    expected = 0.3 * float(depth_loss(rendered.depth, rendered.alpha, target_depth))
+    assert expected > 0.01
+    photometric = Trainer(splats, config, scene_scale=1.0).train_step(camera, target, None, None)
+    both = Trainer(splats, config, scene_scale=1.0).train_step(camera, target, None, None, target_depth=target_depth)
+    assert np.isclose(both - photometric, expected, rtol=1e-5)

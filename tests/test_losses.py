@@ -44,3 +44,15 @@ def test_psnr_and_ssim_against_scikit_image():
     assert bool((ssim(image, target) < 1).all()) and torch.allclose(
         ssim(target, target), torch.ones(2, dtype=torch.float64)
     )
+
+
+def test_depth_loss_is_the_relative_error_on_known_covered_pixels():
+    from scene4d.splat.losses import depth_loss
+
+    target = torch.tensor([[[2.0, 4.0, 0.0, 5.0]]])  # the third pixel has no known depth
+    depth = torch.tensor([[[3.0, 3.0, 9.0, 1.0]]], requires_grad=True)
+    alpha = torch.tensor([[[0.9, 0.6, 0.9, 0.2]]])  # the last pixel is barely covered
+    loss = depth_loss(depth, alpha, target)
+    assert np.isclose(float(loss.detach()), (1 / 2 + 1 / 4) / 2)
+    loss.backward()
+    torch.testing.assert_close(depth.grad, torch.tensor([[[1 / 4, -1 / 8, 0.0, 0.0]]]))

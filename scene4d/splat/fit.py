@@ -21,7 +21,7 @@ from scene4d.geometry import Cameras
 from scene4d.geometry.bounds import optical_axes_centre
 from scene4d.io import Clip
 from scene4d.io.checkpoints import load_checkpoint, save_checkpoint
-from scene4d.splat.losses import photometric_loss
+from scene4d.splat.losses import depth_loss, photometric_loss
 from scene4d.splat.projection import SH_C0
 from scene4d.splat.rasterize import BACKENDS, rasterize
 
@@ -35,6 +35,7 @@ class FitConfig:
     sh_degree: int = 3
     sh_interval: int = 500  # raise the SH degree by one every this many steps
     ssim_weight: float = 0.2
+    depth_weight: float = 0.0  # weight of the relative depth error on frames whose Clip carries depth
     init_points: int = 20_000
     init_opacity: float = 0.1
     lr_means: float = 1.6e-4  # times the scene scale, decayed exponentially to lr_means_final
@@ -63,6 +64,8 @@ class FitConfig:
             raise Scene4DError(f"SH degree must be 0-3, got {self.sh_degree}")
         if self.backend not in BACKENDS:
             raise Scene4DError(f"unknown rasterizer backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
+        if self.depth_weight < 0:
+            raise Scene4DError(f"depth weight must be non-negative, got {self.depth_weight}")
         if self.init_points < 4:
             raise Scene4DError(f"init_points must be at least 4, got {self.init_points}")
 
@@ -211,9 +214,11 @@ class Trainer:
         """Step optimizers beyond the per-splat ones (none for a static scene)."""
 
     def train_step(
-        self, camera: Cameras, target: Tensor, confidence: Tensor | None, mask: Tensor | None, time: float = 0.0
-    ) -> float:
-        """One optimisation step on one view: render, loss, backward, Adam, densification."""
+        self, camera: Cameras, target: Tensor, confidence: Tensor | None, mask: Tensor | None, time: float = 0.0,
+        target_depth: Tensor | None = None,
+    ) -> float:  # fmt: skip
+        """One optimisation step on one view: render, loss (photometric, plus ``depth_weight`` times
+        the depth error when ``target_depth`` [1, H, W] is given), backward, Adam, densification."""
         sh_degree = min(self.step // self.config.sh_interval, self.config.sh_degree)
         params = self.params
         colors = torch.cat([params["sh0"], params["shN"]], dim=1)
@@ -224,6 +229,8 @@ class Trainer:
             sh_degree=sh_degree, backend=self.config.backend,
         )  # fmt: skip
         loss = photometric_loss(result.rgb, target, self.config.ssim_weight, confidence, mask)
+        if target_depth is not None and self.config.depth_weight > 0:
+            loss = loss + self.config.depth_weight * depth_loss(result.depth, result.alpha, target_depth)
         self.strategy.step_pre_backward(params, self.optimizers, self.strategy_state, self.step, result.info)
         loss.backward()
         self.optimizers["means"].param_groups[0]["lr"] = self.means_lr()
@@ -328,6 +335,7 @@ def run_training(
     frames = torch.from_numpy(clip.frames)
     confidences = None if confidence is None else torch.from_numpy(np.asarray(confidence, np.float32))
     masks = None if mask is None else torch.from_numpy(np.asarray(mask, np.float32))
+    depths = None if clip.depth is None or config.depth_weight == 0 else torch.from_numpy(clip.depth).float()
     while trainer.step < until:
         epoch, position = divmod(trainer.step, len(frame_indices))
         order = torch.randperm(
@@ -337,7 +345,7 @@ def run_training(
         loss = trainer.train_step(
             clip.cameras[index], frames[index][None],
             None if confidences is None else confidences[index][None], None if masks is None else masks[index][None],
-            time=float(clip.times[index]),
+            time=float(clip.times[index]), target_depth=None if depths is None else depths[index][None],
         )  # fmt: skip
         if on_step is not None:
             on_step(trainer.step, loss)

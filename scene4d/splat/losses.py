@@ -1,4 +1,4 @@
-"""Photometric losses for fitting Gaussians: L1, D-SSIM and DimensionX's confidence weighting."""
+"""Losses for fitting Gaussians: L1, D-SSIM and DimensionX's confidence weighting; depth supervision."""
 
 import torch
 from torch import Tensor
@@ -25,3 +25,20 @@ def photometric_loss(
         weights = weights * mask
         return (weights * per_pixel).sum() / mask.sum().clamp(min=1)
     return (weights * per_pixel).mean()
+
+
+def depth_loss(
+    depth: Tensor,  # [B, H, W] rendered expected depth
+    alpha: Tensor,  # [B, H, W] rendered accumulated opacity
+    target_depth: Tensor,  # [B, H, W] known depth, 0 = unknown
+) -> Tensor:
+    """Mean relative depth error ``|D - D*| / D*`` over the pixels whose depth is known and that the
+    Gaussians cover (alpha > 0.5).
+
+    Relative, so its weight does not depend on the units of the scene. Barely covered pixels are
+    left to the photometric loss: their expected depth is a ratio of two small numbers.
+    """
+    used = (target_depth > 0) & (alpha.detach() > 0.5)
+    if not bool(used.any()):
+        return depth.sum() * 0.0
+    return ((depth - target_depth).abs()[used] / target_depth[used]).mean()
