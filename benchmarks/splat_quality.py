@@ -8,6 +8,9 @@
 - ``32view``: a 32-view orbit at 160x120 (a 160x160 render cropped), no depth and no points,
   with the default settings of ``scene4d reconstruct``: the wall time.
 
+``--depth-weight`` adds depth supervision where the training frames carry depth (only ``4d``);
+``--sh-degree`` sets the colours' SH degree (fewer bands overfit sparse views less).
+
     python benchmarks/splat_quality.py --case 3d --seeds 0 1 --iters 2000
     python benchmarks/splat_quality.py --case 4d --iters 2500
     python benchmarks/splat_quality.py --case 32view
@@ -42,37 +45,40 @@ def scores(rgb: torch.Tensor, clip: Clip) -> dict:
     return {"psnr": float(psnr(rgb, target).mean()), "ssim": float(ssim(rgb, target).mean())}
 
 
-def case_3d(seed: int, iters: int, depth_weight: float) -> dict:
-    clip = make_clip(SynthConfig(kind="spatial", trajectory="orbit-left", num_frames=48, resolution=128), seed=seed)
+def case_3d(config: FitConfig) -> dict:
+    clip = make_clip(
+        SynthConfig(kind="spatial", trajectory="orbit-left", num_frames=48, resolution=128), seed=config.seed
+    )
     held_out = np.arange(48) % 6 == 3
     start = time.perf_counter()
-    splats = fit_gaussians(subset(clip, ~held_out), FitConfig(iterations=iters, seed=seed, depth_weight=depth_weight))
+    splats = fit_gaussians(subset(clip, ~held_out), config)
     seconds = time.perf_counter() - start
     test = subset(clip, held_out)
     rgb, _, _ = render_splats(splats, test.cameras)
     return {**scores(rgb, test), "seconds": seconds, "gaussians": int(splats["means"].shape[0])}
 
 
-def case_4d(seed: int, iters: int, depth_weight: float) -> dict:
-    config = SynthConfig(kind="multiview-video", num_views=5, num_frames=16, resolution=128)
-    clip = make_clip(config, seed=seed)
+def case_4d(config: FitConfig) -> dict:
+    clip = make_clip(SynthConfig(kind="multiview-video", num_views=5, num_frames=16, resolution=128), seed=config.seed)
     view = np.arange(len(clip)) // 16
     start = time.perf_counter()
     train = subset(clip, view != 2, with_depth=True)  # initialised from the training views' depth
-    splats, field = fit_dynamic(train, FitConfig(iterations=iters, seed=seed, depth_weight=depth_weight), warmup=500)
+    splats, field = fit_dynamic(train, config, warmup=500)
     seconds = time.perf_counter() - start
     test = subset(clip, view == 2)
     frames = [render_splats(splats_at(splats, field, float(t)), test.cameras[i])[0] for i, t in enumerate(test.times)]
     return {**scores(torch.cat(frames), test), "seconds": seconds, "gaussians": int(splats["means"].shape[0])}
 
 
-def case_32view(seed: int, iters: int, depth_weight: float) -> dict:
-    clip = make_clip(SynthConfig(kind="spatial", trajectory="orbit-left", num_frames=32, resolution=160), seed=seed)
+def case_32view(config: FitConfig) -> dict:
+    clip = make_clip(
+        SynthConfig(kind="spatial", trajectory="orbit-left", num_frames=32, resolution=160), seed=config.seed
+    )
     K = clip.cameras.K.clone()
     K[:, 1, 2] -= 20  # crop 20 rows off the top and the bottom: 160x120
     cropped = Clip(clip.frames[:, 20:140], Cameras(K, clip.cameras.w2c, 160, 120), clip.times)
     start = time.perf_counter()
-    splats = fit_gaussians(cropped, FitConfig(iterations=iters, seed=seed, depth_weight=depth_weight))
+    splats = fit_gaussians(cropped, config)
     seconds = time.perf_counter() - start
     rgb, _, _ = render_splats(splats, cropped.cameras)
     return {**scores(rgb, cropped), "seconds": seconds, "gaussians": int(splats["means"].shape[0])}
@@ -87,20 +93,24 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--iters", type=int, default=FitConfig.iterations)
     parser.add_argument("--depth-weight", type=float, default=FitConfig.depth_weight, help="(4d: supervises depth)")
+    parser.add_argument("--sh-degree", type=int, default=FitConfig.sh_degree, help="SH degree of the colours (0-3)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        result = CASES[args.case](args.one, args.iters, args.depth_weight)
+        config = FitConfig(
+            iterations=args.iters, sh_degree=args.sh_degree, depth_weight=args.depth_weight, seed=args.one
+        )
+        result = CASES[args.case](config)
         result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
-    print(f"case {args.case}, {args.iters} iterations, depth weight {args.depth_weight}, "
+    print(f"case {args.case}, {args.iters} iterations, depth weight {args.depth_weight}, SH degree {args.sh_degree}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
     print("| seed | PSNR dB | SSIM | fit seconds | Gaussians | peak MB |")
     print("|---|---|---|---|---|---|")
     for seed in args.seeds:
         command = [sys.executable, __file__, "--case", args.case, "--iters", str(args.iters), "--one", str(seed),
-                   "--depth-weight", str(args.depth_weight)]  # fmt: skip
+                   "--depth-weight", str(args.depth_weight), "--sh-degree", str(args.sh_degree)]  # fmt: skip
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         row = json.loads(output.strip().splitlines()[-1])
         print(f"| {seed} | {row['psnr']:.2f} | {row['ssim']:.3f} | {row['seconds']:.0f} | {row['gaussians']} "
