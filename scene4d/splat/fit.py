@@ -169,7 +169,8 @@ class Trainer:
         self.params = torch.nn.ParameterDict({name: torch.nn.Parameter(splats[name].clone()) for name in SPLAT_NAMES})
         rates = learning_rates(config, scene_scale)
         self.optimizers = {
-            name: torch.optim.Adam([param], lr=rates[name], eps=1e-15) for name, param in self.params.items()
+            name: torch.optim.Adam([param], lr=rates[name], eps=1e-15, fused=True)
+            for name, param in self.params.items()
         }
         self.strategy = DefaultStrategy(
             refine_start_iter=config.refine_start,
@@ -275,7 +276,7 @@ class Trainer:
         for name, optimizer in self.optimizers.items():
             if f"adam/{name}/exp_avg" in tensors:
                 optimizer.state[self.params[name]] = {
-                    "step": torch.tensor(state["adam_steps"][name]),
+                    "step": torch.tensor(state["adam_steps"][name], device=self.params[name].device),
                     "exp_avg": tensors[f"adam/{name}/exp_avg"],
                     "exp_avg_sq": tensors[f"adam/{name}/exp_avg_sq"],
                 }

@@ -128,13 +128,14 @@ def spherical_harmonics(coefficients: Tensor, directions: Tensor, degree: int) -
     """Colour [..., 3] of SH ``coefficients`` [..., K, 3] (K >= (degree+1)^2) along unit ``directions`` [..., 3].
 
     The real SH basis and the +0.5 offset of 3DGS, clamped at 0; degrees 0-3. The basis is built
-    once as [..., (degree+1)^2] and contracted with the coefficients in one matrix product.
+    once as [..., (degree+1)^2] and contracted with the coefficients in one einsum (a batched
+    matrix product of N 1x16 rows runs about 3x slower on the CPU).
     """
     if not 0 <= degree <= 3 or coefficients.shape[-2] < (degree + 1) ** 2:
         raise ValueError(f"SH degree {degree} needs {(degree + 1) ** 2} coefficients, got {coefficients.shape[-2]}")
     basis = sh_basis(directions, degree)  # [..., B]
     used = coefficients[..., : basis.shape[-1], :]
-    return torch.clamp((basis[..., None, :] @ used)[..., 0, :] + 0.5, min=0.0)
+    return torch.clamp(torch.einsum("...k,...kc->...c", basis, used) + 0.5, min=0.0)
 
 
 def sh_basis(directions: Tensor, degree: int) -> Tensor:
