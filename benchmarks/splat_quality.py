@@ -93,24 +93,30 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--iters", type=int, default=FitConfig.iterations)
     parser.add_argument("--depth-weight", type=float, default=FitConfig.depth_weight, help="(4d: supervises depth)")
+    parser.add_argument("--max-gaussians", type=int, default=FitConfig.max_gaussians, help="budget of Gaussians")
     parser.add_argument("--sh-degree", type=int, default=FitConfig.sh_degree, help="SH degree of the colours (0-3)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
         config = FitConfig(
-            iterations=args.iters, sh_degree=args.sh_degree, depth_weight=args.depth_weight, seed=args.one
+            iterations=args.iters,
+            sh_degree=args.sh_degree,
+            depth_weight=args.depth_weight,
+            seed=args.one,
+            max_gaussians=args.max_gaussians,
         )
         result = CASES[args.case](config)
         result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
     print(f"case {args.case}, {args.iters} iterations, depth weight {args.depth_weight}, SH degree {args.sh_degree}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
+          f"budget {args.max_gaussians}, torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
     print("| seed | PSNR dB | SSIM | fit seconds | Gaussians | peak MB |")
     print("|---|---|---|---|---|---|")
     for seed in args.seeds:
         command = [sys.executable, __file__, "--case", args.case, "--iters", str(args.iters), "--one", str(seed),
-                   "--depth-weight", str(args.depth_weight), "--sh-degree", str(args.sh_degree)]  # fmt: skip
+                   "--depth-weight", str(args.depth_weight), "--sh-degree", str(args.sh_degree),
+                   "--max-gaussians", str(args.max_gaussians)]  # fmt: skip
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         row = json.loads(output.strip().splitlines()[-1])
         print(f"| {seed} | {row['psnr']:.2f} | {row['ssim']:.3f} | {row['seconds']:.0f} | {row['gaussians']} "
