@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -149,6 +150,34 @@ def test_compiled_binning_lists_the_same_tiles_in_the_same_order():
     expected = bin_gaussians(projected.means2d, projected.radii, depths, cameras.width, cameras.height)
     actual = bin_gaussians_compiled(projected.means2d, projected.radii, depths, cameras.width, cameras.height)
     assert (actual.tiles_x, actual.tiles_y) == (expected.tiles_x, expected.tiles_y) == (4, 3)
+    assert torch.equal(actual.offsets, expected.offsets) and torch.equal(actual.gaussian_ids, expected.gaussian_ids)
+
+
+def test_cpu_matches_torch_on_needle_gaussians_in_float32():
+    # Long thin rotated splats across many tiles: the kernel's per-Gaussian pixel box must hold every
+    # pixel the per-pixel test accepts.
+    angles = torch.tensor([0.3, 1.1, 2.0])
+    quats = torch.stack([torch.cos(angles / 2), 0 * angles, 0 * angles, torch.sin(angles / 2)], dim=-1)
+    means = torch.tensor([[0.0, 0.0, 0.0], [0.1, -0.2, 0.3], [-0.2, 0.1, -0.3]])
+    log_scales = torch.log(torch.tensor([[3.0, 0.004, 0.004], [8.0, 0.003, 0.003], [1.5, 0.005, 0.005]]))
+    params = [means, quats, log_scales, torch.full((3,), 3.0), torch.eye(3)]
+    cameras = orbiting_cameras(1, 64, 64, torch.float32)
+    reference = rasterize(*params, cameras, backend="torch")
+    fast = rasterize(*params, cameras, backend="cpu")
+    assert float(reference.alpha.max()) > 0.5
+    torch.testing.assert_close(fast.rgb, reference.rgb, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(fast.alpha, reference.alpha, atol=1e-5, rtol=1e-4)
+
+
+def test_compiled_binning_rounds_like_the_twin_in_float32():
+    from scene4d.splat.rasterize import bin_gaussians, bin_gaussians_compiled
+
+    # centre + radius is 32 - 2^-20 in float64 (tile 1) but rounds to 32 (tile 2) in float32.
+    means2d = torch.tensor([[[float(np.nextafter(np.float32(16), np.float32(0))), 8.0], [20.0, 20.0]]])
+    radii = torch.tensor([[[16, 3], [2, 2]]], dtype=torch.int32)
+    depths = torch.tensor([[1.0, 2.0]])
+    expected = bin_gaussians(means2d, radii, depths, 64, 32)
+    actual = bin_gaussians_compiled(means2d, radii, depths, 64, 32)
     assert torch.equal(actual.offsets, expected.offsets) and torch.equal(actual.gaussian_ids, expected.gaussian_ids)
 
 

@@ -50,7 +50,9 @@ def gather_tile(camera, ids, start, end, means2d, conics, colors, opacities, dep
         row[5], row[6] = opacities[camera, g], sigma_cutoffs[camera, g]
         row[7], row[8], row[9] = colors[camera, g, 0], colors[camera, g, 1], colors[camera, g, 2]
         row[10] = depths[camera, g]
-        level = sigma_cutoffs[camera, g] + CUTOFF_MARGIN
+        # In float64 like the pixel test: in float32, a c - b^2 cancels for long thin splats.
+        a, b, c = float(a), float(b), float(c)
+        level = float(sigma_cutoffs[camera, g]) + CUTOFF_MARGIN
         determinant = a * c - b * b
         if level <= 0.0:
             row[11], row[12] = -1.0, -1.0

@@ -230,7 +230,8 @@ def project_backward(
 @njit(parallel=True, cache=True)
 def bin_tiles(means2d, radii, depths, width, height, tile_size):
     """(offsets [C * tiles + 1], ids [M]): for each camera and tile, the Gaussians whose 3-sigma box
-    overlaps it, by depth (ties in index order), exactly as ``bin_gaussians`` lists them."""
+    overlaps it, by depth (ties in index order), exactly as ``bin_gaussians`` lists them when
+    ``radii`` [C, N, 2] come in the float type of ``means2d`` (so ``centre +- radius`` rounds alike)."""
     num_cameras, num = depths.shape
     tiles_x, tiles_y = -(-width // tile_size), -(-height // tile_size)
     tiles = tiles_x * tiles_y

@@ -149,8 +149,8 @@ def bin_gaussians_compiled(means2d: Tensor, radii: Tensor, depths: Tensor, width
     """``bin_gaussians`` by a compiled kernel: the same tile lists in the same order."""
     from scene4d.splat import cpu_projection
 
-    offsets, ids = cpu_projection.bin_tiles(
-        to_numpy(means2d), to_numpy(radii), to_numpy(depths), width, height, TILE_SIZE
+    offsets, ids = cpu_projection.bin_tiles(  # radii in the means' float type, as bin_gaussians rounds
+        to_numpy(means2d), to_numpy(radii.to(means2d.dtype)), to_numpy(depths), width, height, TILE_SIZE
     )
     return TileBins(torch.from_numpy(offsets), torch.from_numpy(ids), -(-width // TILE_SIZE), -(-height // TILE_SIZE))
 
