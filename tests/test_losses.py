@@ -56,3 +56,5 @@ def test_depth_loss_is_the_relative_error_on_known_covered_pixels():
     assert np.isclose(float(loss.detach()), (1 / 2 + 1 / 4) / 2)
     loss.backward()
     torch.testing.assert_close(depth.grad, torch.tensor([[[1 / 4, -1 / 8, 0.0, 0.0]]]))
+    masked = depth_loss(depth.detach(), alpha, target, mask=torch.tensor([[[0.0, 1.0, 1.0, 1.0]]]))
+    assert np.isclose(float(masked), 1 / 4)

@@ -231,7 +231,7 @@ class Trainer:
         )  # fmt: skip
         loss = photometric_loss(result.rgb, target, self.config.ssim_weight, confidence, mask)
         if target_depth is not None and self.config.depth_weight > 0:
-            loss = loss + self.config.depth_weight * depth_loss(result.depth, result.alpha, target_depth)
+            loss = loss + self.config.depth_weight * depth_loss(result.depth, result.alpha, target_depth, mask)
         self.strategy.step_pre_backward(params, self.optimizers, self.strategy_state, self.step, result.info)
         loss.backward()
         self.optimizers["means"].param_groups[0]["lr"] = self.means_lr()

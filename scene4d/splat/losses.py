@@ -31,14 +31,17 @@ def depth_loss(
     depth: Tensor,  # [B, H, W] rendered expected depth
     alpha: Tensor,  # [B, H, W] rendered accumulated opacity
     target_depth: Tensor,  # [B, H, W] known depth, 0 = unknown
+    mask: Tensor | None = None,  # [B, H, W] 1 = supervise, 0 = ignore (as in photometric_loss)
 ) -> Tensor:
-    """Mean relative depth error ``|D - D*| / D*`` over the pixels whose depth is known and that the
-    Gaussians cover (alpha > 0.5).
+    """Mean relative depth error ``|D - D*| / D*`` over the pixels whose depth is known, that the
+    Gaussians cover (alpha > 0.5) and that ``mask`` supervises.
 
     Relative, so its weight does not depend on the units of the scene. Barely covered pixels are
     left to the photometric loss: their expected depth is a ratio of two small numbers.
     """
     used = (target_depth > 0) & (alpha.detach() > 0.5)
+    if mask is not None:
+        used = used & (mask > 0)
     if not bool(used.any()):
         return depth.sum() * 0.0
     return ((depth - target_depth).abs()[used] / target_depth[used]).mean()
