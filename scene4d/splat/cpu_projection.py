@@ -92,6 +92,22 @@ def sandwich(row0, row1, sigma):
     return row0[0] * s0 + row0[1] * s1 + row0[2] * s2
 
 
+@njit(cache=True)
+def screen_covariance(means, g, sigma, rotation, translation, intrinsics, width, height, camera):
+    """Gaussian ``g`` (world covariance ``sigma``) in ``camera``: the point ``p``, what the Jacobian is
+    made of (``screen_jacobian``), the rows of ``M = J R``, the 2D covariance (a, b, c) with the blur,
+    and whether it is valid (in front of the near plane, positive determinant)."""
+    k = intrinsics[camera]
+    px, py, pz = camera_point(means, g, rotation, translation, camera)
+    depth, u, v, u_free, v_free = screen_jacobian(px, py, pz, k, width, height)
+    row0, row1 = screen_rows(rotation, camera, k[0, 0], k[1, 1], depth, u, v)
+    a = sandwich(row0, row0, sigma) + BLUR_2D
+    b = sandwich(row0, row1, sigma)
+    c = sandwich(row1, row1, sigma) + BLUR_2D
+    valid = pz > NEAR_PLANE and a * c - b * b > 0
+    return (px, py, pz), (depth, u, v, u_free, v_free), (row0, row1), (a, b, c), valid
+
+
 @njit(parallel=True, cache=True)
 def project_forward(
     means, quats, log_scales, rotation, translation, intrinsics, width, height,
@@ -103,15 +119,10 @@ def project_forward(
         for camera in range(rotation.shape[0]):
             k = intrinsics[camera]
             fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
-            px, py, pz = camera_point(means, g, rotation, translation, camera)
-            depth, u, v, _, _ = screen_jacobian(px, py, pz, k, width, height)
-            row0, row1 = screen_rows(rotation, camera, fx, fy, depth, u, v)
-            a = sandwich(row0, row0, sigma) + BLUR_2D
-            b = sandwich(row0, row1, sigma)
-            c = sandwich(row1, row1, sigma) + BLUR_2D
-            determinant = a * c - b * b
-            valid = pz > NEAR_PLANE and determinant > 0
-            safe = determinant if valid else 1.0
+            (px, py, pz), (depth, _, _, _, _), _, (a, b, c), valid = screen_covariance(
+                means, g, sigma, rotation, translation, intrinsics, width, height, camera
+            )
+            safe = a * c - b * b if valid else 1.0
             out_conics[camera, g, 0], out_conics[camera, g, 1], out_conics[camera, g, 2] = c / safe, -b / safe, a / safe
             mx, my = fx * px / depth + cx, fy * py / depth + cy
             out_means2d[camera, g, 0], out_means2d[camera, g, 1] = mx, my
@@ -164,13 +175,9 @@ def project_backward(
         for camera in range(rotation.shape[0]):
             k, r = intrinsics[camera], rotation[camera]
             fx, fy = k[0, 0], k[1, 1]
-            px, py, pz = camera_point(means, g, rotation, translation, camera)
-            depth, u, v, u_free, v_free = screen_jacobian(px, py, pz, k, width, height)
-            row0, row1 = screen_rows(rotation, camera, fx, fy, depth, u, v)
-            a = sandwich(row0, row0, sigma) + BLUR_2D
-            b = sandwich(row0, row1, sigma)
-            c = sandwich(row1, row1, sigma) + BLUR_2D
-            valid = pz > NEAR_PLANE and a * c - b * b > 0
+            (px, py, pz), (depth, u, v, u_free, v_free), (row0, row1), (a, b, c), valid = screen_covariance(
+                means, g, sigma, rotation, translation, intrinsics, width, height, camera
+            )
             da, db, dc = conic_gradient(
                 a, b, c, valid, grad_conics[camera, g, 0], grad_conics[camera, g, 1], grad_conics[camera, g, 2]
             )
