@@ -74,6 +74,11 @@ def project_gaussians(means: Tensor, quats: Tensor, log_scales: Tensor, cameras:
     return ProjectedGaussians(means2d, conics, points[..., 2], radii)
 
 
+def to_numpy(tensor: Tensor) -> np.ndarray:
+    """A contiguous NumPy view of ``tensor`` without its autograd history, for the compiled kernels."""
+    return tensor.detach().contiguous().numpy()
+
+
 def project_gaussians_compiled(
     means: Tensor, quats: Tensor, log_scales: Tensor, cameras: Cameras
 ) -> ProjectedGaussians:
@@ -87,9 +92,9 @@ class _CompiledProjection(torch.autograd.Function):
     def forward(ctx, means, quats, log_scales, cameras):  # noqa: ANN001
         from scene4d.splat import cpu_projection
 
-        inputs = [t.detach().contiguous().numpy() for t in (means, quats, log_scales)]
+        inputs = [to_numpy(t) for t in (means, quats, log_scales)]
         dtype = inputs[0].dtype
-        camera_arrays = [t.to(means.dtype).contiguous().numpy() for t in (cameras.R, cameras.t, cameras.K)]
+        camera_arrays = [to_numpy(t.to(means.dtype)) for t in (cameras.R, cameras.t, cameras.K)]
         layout = (*inputs, *camera_arrays, cameras.width, cameras.height)
         num_cameras, num = len(cameras), means.shape[0]
         means2d, conics = np.empty((num_cameras, num, 2), dtype), np.empty((num_cameras, num, 3), dtype)
@@ -106,7 +111,7 @@ class _CompiledProjection(torch.autograd.Function):
 
         means, quats, log_scales = ctx.layout[:3]
         grads = [np.empty_like(array) for array in (means, quats, log_scales)]
-        upstream = [g.contiguous().numpy() for g in (grad_means2d, grad_conics, grad_depths)]
+        upstream = [to_numpy(g) for g in (grad_means2d, grad_conics, grad_depths)]
         cpu_projection.project_backward(*ctx.layout, *upstream, *grads)
         return (*(torch.from_numpy(g) for g in grads), None)
 

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras
-from scene4d.splat.projection import project_gaussians, project_gaussians_compiled, spherical_harmonics
+from scene4d.splat.projection import project_gaussians, project_gaussians_compiled, spherical_harmonics, to_numpy
 
 Backend = Literal["auto", "cpu", "gsplat", "torch"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
@@ -115,6 +115,11 @@ def colors_per_camera(means: Tensor, colors: Tensor, cameras: Cameras, sh_degree
     return spherical_harmonics(colors[None], directions, sh_degree)
 
 
+def tile_grid(width: int, height: int) -> tuple[int, int]:
+    """Tiles across and down an image, the last ones partial."""
+    return -(-width // TILE_SIZE), -(-height // TILE_SIZE)
+
+
 def bin_gaussians(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, height: int) -> TileBins:
     """Assign each visible Gaussian to the tiles its 3-sigma box overlaps, sorted by depth per tile.
 
@@ -123,7 +128,7 @@ def bin_gaussians(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, he
     camera and tile.
     """
     num_cameras, num = depths.shape
-    tiles_x, tiles_y = -(-width // TILE_SIZE), -(-height // TILE_SIZE)
+    tiles_x, tiles_y = tile_grid(width, height)
     centre, extent = means2d.detach(), radii.to(means2d.dtype)
     low = torch.floor((centre - extent) / TILE_SIZE).long()
     high = torch.floor((centre + extent) / TILE_SIZE).long()
@@ -152,7 +157,7 @@ def bin_gaussians_compiled(means2d: Tensor, radii: Tensor, depths: Tensor, width
     offsets, ids = cpu_projection.bin_tiles(  # radii in the means' float type, as bin_gaussians rounds
         to_numpy(means2d), to_numpy(radii.to(means2d.dtype)), to_numpy(depths), width, height, TILE_SIZE
     )
-    return TileBins(torch.from_numpy(offsets), torch.from_numpy(ids), -(-width // TILE_SIZE), -(-height // TILE_SIZE))
+    return TileBins(torch.from_numpy(offsets), torch.from_numpy(ids), *tile_grid(width, height))
 
 
 def rasterize_pixels(
@@ -202,10 +207,6 @@ class _CompiledBlend(torch.autograd.Function):
         upstream = [to_numpy(g) for g in (grad_rgb, grad_alpha, grad_depth)]
         cpu_kernels.blend_backward(*inputs, *layout, transmittance, last, *upstream, *grads)
         return (*(torch.from_numpy(g.sum(axis=0)) for g in grads), None, None, None, None)
-
-
-def to_numpy(tensor: Tensor) -> np.ndarray:
-    return tensor.detach().contiguous().numpy()
 
 
 def _rasterize_pixels(
