@@ -75,6 +75,22 @@ def pixel_range(centre, extent, first, count):
     return int(math.ceil(low)), int(math.floor(high)) + 1
 
 
+@njit(cache=True, inline="always")
+def splat_alpha(dx, dy, a, b, c, opacity, level):
+    """(falloff ``exp(-sigma)``, ``opacity * falloff``, alpha) at pixel offset (dx, dy) from a Gaussian
+    with conic (a, b, c) and ``level`` = its sigma cutoff + margin; all three 0 where the rules skip
+    it (``sigma < 0``, ``alpha < 1/255``). Scalars, so callers keep them in registers across pixels."""
+    sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
+    if sigma < 0.0 or sigma > level:
+        return 0.0, 0.0, 0.0
+    falloff = math.exp(-sigma)
+    raw_alpha = opacity * falloff
+    alpha = min(ALPHA_MAX, raw_alpha)
+    if alpha < ALPHA_MIN:
+        return 0.0, 0.0, 0.0
+    return falloff, raw_alpha, alpha
+
+
 @njit(parallel=True, cache=True)
 def blend_forward(
     means2d, conics, colors, opacities, depths, sigma_cutoffs, background, offsets, ids,
@@ -96,20 +112,17 @@ def blend_forward(
         remaining = rows * cols
         for k in range(end - start):
             gaussian = block[k]
-            row_low, row_high = pixel_range(gaussian[1], gaussian[12], top, rows)
-            col_low, col_high = pixel_range(gaussian[0], gaussian[11], left, cols)
+            x, y, a, b, c = gaussian[0], gaussian[1], gaussian[2], gaussian[3], gaussian[4]
+            opacity, level = gaussian[5], gaussian[6] + CUTOFF_MARGIN
+            row_low, row_high = pixel_range(y, gaussian[12], top, rows)
+            col_low, col_high = pixel_range(x, gaussian[11], left, cols)
             for row in range(row_low, row_high):
                 for col in range(col_low, col_high):
                     pixel = (row - top) * cols + col - left
                     if done[pixel]:
                         continue
-                    dx = col + 0.5 - gaussian[0]
-                    dy = row + 0.5 - gaussian[1]
-                    sigma = 0.5 * (gaussian[2] * dx * dx + gaussian[4] * dy * dy) + gaussian[3] * dx * dy
-                    if sigma < 0.0 or sigma > gaussian[6] + CUTOFF_MARGIN:
-                        continue
-                    alpha = min(ALPHA_MAX, gaussian[5] * math.exp(-sigma))
-                    if alpha < ALPHA_MIN:
+                    _, _, alpha = splat_alpha(col + 0.5 - x, row + 0.5 - y, a, b, c, opacity, level)
+                    if alpha == 0.0:
                         continue
                     next_transmittance = transmittance[pixel] * (1.0 - alpha)
                     if next_transmittance <= TRANSMITTANCE_MIN:
@@ -215,13 +228,8 @@ def blend_tile_backward(
                 if k >= count[pixel]:
                     continue
                 dx, dy = col + 0.5 - x, row + 0.5 - y
-                sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-                if sigma < 0.0 or sigma > level:
-                    continue
-                falloff = math.exp(-sigma)
-                raw_alpha = opacity * falloff
-                alpha = min(ALPHA_MAX, raw_alpha)
-                if alpha < ALPHA_MIN:
+                falloff, raw_alpha, alpha = splat_alpha(dx, dy, a, b, c, opacity, level)
+                if alpha == 0.0:
                     continue
                 dl_dr, dl_dg, dl_db = upstream[pixel, 0], upstream[pixel, 1], upstream[pixel, 2]
                 dl_ddepth = upstream[pixel, 3]
