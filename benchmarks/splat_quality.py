@@ -2,7 +2,8 @@
 (so peak memory is its own):
 
 - ``3d``: a static scene orbited by 48 cameras (128x128), every 6th held out (40 train, 8 test),
-  no depth given; held-out PSNR / SSIM after ``--iters`` steps.
+  no depth given (the Gaussians start at two-view stereo depth); held-out PSNR / SSIM after
+  ``--iters`` steps, and the fit time (stereo included).
 - ``4d``: a ``multiview-video`` clip of 5 cameras x 16 times (128x128); cameras 0, 1, 3, 4 train
   (their depth maps initialise the Gaussians), camera 2 is held out at all 16 times.
 - ``32view``: a 32-view orbit at 160x120 (a 160x160 render cropped), no depth and no points,

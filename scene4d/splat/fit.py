@@ -106,8 +106,10 @@ def scene_geometry(cameras: Cameras) -> tuple[float, float, float]:
 
 
 def initial_points(clip: Clip, count: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Points [P, 3] and colours [P, 3]: unprojected from depth when the Clip has it, else at random
-    depths (uniform in inverse depth between near and far) along rays through random pixels."""
+    """Points [P, 3] and colours [P, 3] at random pixels: unprojected from the Clip's depth when it has
+    depth; else from two-view stereo depth (``curate.stereo``) where the views fix it, at the far bound
+    where stereo finds the pixel too far to measure, and at random depths (uniform in inverse depth
+    between near and far) along the other pixels' rays."""
     frames = torch.from_numpy(clip.frames)
     frame = torch.randint(len(clip), (count,), generator=generator)
     row = torch.randint(clip.height, (count,), generator=generator)
@@ -116,9 +118,12 @@ def initial_points(clip: Clip, count: int, generator: torch.Generator) -> tuple[
         depth = torch.from_numpy(clip.depth)[frame, row, col]
         depth = torch.where(depth > 0, depth, torch.full_like(depth, torch.nan))  # no surface measured
     else:
+        from scene4d.curate.stereo import stereo_depth
+
         _, near, far = scene_geometry(clip.cameras)
         inverse = torch.rand(count, generator=generator) * (1 / near - 1 / far) + 1 / far
-        depth = 1 / inverse
+        measured = torch.from_numpy(stereo_depth(clip.frames, clip.cameras, clip.times))[frame, row, col]
+        depth = torch.where(torch.isnan(measured), 1 / inverse, torch.where(torch.isinf(measured), far, measured))
     pixels = torch.stack([col + 0.5, row + 0.5], dim=-1).float()
     cameras = clip.cameras
     points = torch.cat([cameras[int(f)].unproject(pixels[frame == f][None], depth[frame == f][None].float())[0]
