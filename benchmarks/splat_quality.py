@@ -5,7 +5,8 @@
   no depth given (the Gaussians start at two-view stereo depth); held-out PSNR / SSIM after
   ``--iters`` steps, and the fit time (stereo included).
 - ``4d``: a ``multiview-video`` clip of 5 cameras x 16 times (128x128); cameras 0, 1, 3, 4 train
-  (their depth maps initialise the Gaussians), camera 2 is held out at all 16 times.
+  (their depth maps initialise the Gaussians; with ``--no-depth`` two-view stereo between them
+  does), camera 2 is held out at all 16 times.
 - ``32view``: a 32-view orbit at 160x120 (a 160x160 render cropped), no depth and no points,
   with the default settings of ``scene4d reconstruct``: the wall time.
 
@@ -13,7 +14,7 @@
 ``--sh-degree`` sets the colours' SH degree (fewer bands overfit sparse views less).
 
     python benchmarks/splat_quality.py --case 3d --seeds 0 1 --iters 2000
-    python benchmarks/splat_quality.py --case 4d --iters 2500
+    python benchmarks/splat_quality.py --case 4d --iters 2500 [--no-depth]
     python benchmarks/splat_quality.py --case 32view
 """
 
@@ -59,11 +60,11 @@ def case_3d(config: FitConfig) -> dict:
     return {**scores(rgb, test), "seconds": seconds, "gaussians": int(splats["means"].shape[0])}
 
 
-def case_4d(config: FitConfig) -> dict:
+def case_4d(config: FitConfig, with_depth: bool = True) -> dict:
     clip = make_clip(SynthConfig(kind="multiview-video", num_views=5, num_frames=16, resolution=128), seed=config.seed)
     view = np.arange(len(clip)) // 16
     start = time.perf_counter()
-    train = subset(clip, view != 2, with_depth=True)  # initialised from the training views' depth
+    train = subset(clip, view != 2, with_depth=with_depth)
     splats, field = fit_dynamic(train, config, warmup=500)
     seconds = time.perf_counter() - start
     test = subset(clip, view == 2)
@@ -96,6 +97,7 @@ def main() -> None:
     parser.add_argument("--depth-weight", type=float, default=FitConfig.depth_weight, help="(4d: supervises depth)")
     parser.add_argument("--max-gaussians", type=int, default=FitConfig.max_gaussians, help="budget of Gaussians")
     parser.add_argument("--sh-degree", type=int, default=FitConfig.sh_degree, help="SH degree of the colours (0-3)")
+    parser.add_argument("--no-depth", action="store_true", help="(4d: start from stereo, not the depth maps)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
@@ -106,7 +108,8 @@ def main() -> None:
             seed=args.one,
             max_gaussians=args.max_gaussians,
         )
-        result = CASES[args.case](config)
+        options = {"with_depth": not args.no_depth} if args.case == "4d" else {}
+        result = CASES[args.case](config, **options)
         result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
@@ -117,7 +120,7 @@ def main() -> None:
     for seed in args.seeds:
         command = [sys.executable, __file__, "--case", args.case, "--iters", str(args.iters), "--one", str(seed),
                    "--depth-weight", str(args.depth_weight), "--sh-degree", str(args.sh_degree),
-                   "--max-gaussians", str(args.max_gaussians)]  # fmt: skip
+                   "--max-gaussians", str(args.max_gaussians)] + ["--no-depth"] * args.no_depth  # fmt: skip
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         row = json.loads(output.strip().splitlines()[-1])
         print(f"| {seed} | {row['psnr']:.2f} | {row['ssim']:.3f} | {row['seconds']:.0f} | {row['gaussians']} "
