@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from scene4d.curate.depth import align_depth, align_depth_video, interpolated_sparse_depth, sparse_depth
-from scene4d.curate.flow import apply_homography, camera_motion, dense_flow, static_camera_score
+from scene4d.curate.flow import apply_homography, camera_motion, cycle_error, dense_flow, static_camera_score
 from scene4d.curate.masks import sampson_distance
 from scene4d.curate.pipeline import CurateConfig
 from scene4d.curate.sfm import default_intrinsics, nearest_rotation
@@ -36,6 +36,20 @@ def test_camera_motion_recovers_a_known_homography(photo):
     motion = camera_motion(dense_flow(photo, warp(photo, truth)))
     points = np.array([[20.5, 20.5], [100.5, 30.5], [64.5, 64.5], [30.5, 110.5]])
     np.testing.assert_allclose(apply_homography(motion.homography, points), apply_homography(truth, points), atol=0.3)
+
+
+def test_cycle_error_of_an_affine_flow_and_its_exact_inverse_is_zero():
+    # x -> A x + b on OpenCV's pixel grid; its inverse y -> A^-1 (y - b). Bilinear sampling of an
+    # affine field is exact, so only sampling the backward flow at the wrong place leaves an error.
+    A, b = np.array([[1.05, 0.02], [-0.03, 0.97]]), np.array([2.5, -1.5])
+    rows, cols = np.mgrid[0:48, 0:64].astype(np.float64)
+    grid = np.stack([cols, rows], axis=-1)
+    forward = (grid @ A.T + b - grid).astype(np.float32)
+    backward = ((grid - b) @ np.linalg.inv(A).T - grid).astype(np.float32)
+    inside = np.all((grid @ A.T + b > 0) & (grid @ A.T + b < [63, 47]), axis=-1)
+    assert float(cycle_error(forward, backward)[inside].max()) < 0.01  # OpenCV's 1/32 px interpolation
+    assert float(np.median(np.linalg.norm(forward + backward, axis=-1)[inside])) > 0.1  # sampled where it starts
+    assert float(cycle_error(forward, backward)[~inside].max()) > 0.1  # replicated edges are not the inverse
 
 
 def test_static_camera_score_separates_still_from_moving_cameras():

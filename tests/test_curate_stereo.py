@@ -59,11 +59,9 @@ def test_midpoints_of_exact_correspondences_match_opencv_triangulation():
     projections = [(cameras.K[i] @ cameras.w2c[i, :3]).numpy() for i in range(2)]
     homogeneous = cv2.triangulatePoints(projections[0], projections[1], pixels[0].numpy().T, pixels[1].numpy().T)
     reference = torch.from_numpy((homogeneous[:3] / homogeneous[3]).T)
-    ends = cameras.unproject(pixels, torch.ones(2, 50, dtype=torch.float64))
-    directions = ends - cameras.centers[:, None]
-    directions = directions / directions.norm(dim=-1, keepdim=True)
-    centres = cameras.centers[:, None].expand_as(directions)
-    _, _, midpoints, gaps = stereo.triangulate_midpoints(centres[0], directions[0], centres[1], directions[1])
+    directions = cameras.directions_through(pixels)
+    origins = cameras.centers[:, None].expand_as(directions)
+    _, _, midpoints, gaps = stereo.triangulate_midpoints(origins[0], directions[0], origins[1], directions[1])
     torch.testing.assert_close(midpoints, reference, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(midpoints, points, atol=1e-8, rtol=1e-8)
     assert float(gaps.max()) < 1e-8
@@ -74,6 +72,8 @@ def test_partners_are_the_nearest_cameras_at_the_same_time_with_a_baseline():
     assert stereo.stereo_partners(cameras, np.array([0.0, 0.0, 1.0, 1.0]), 0, 1) == [1]  # same time, though farther
     assert stereo.stereo_partners(cameras, np.array([0.0, 1.0, 2.0, 3.0]), 0, 2) == [2, 1]  # frame 3: no baseline
     assert stereo.stereo_partners(cameras, np.zeros(4), 3, 5) == [2, 1]
+    tripod = sideways_cameras([[5.0, 2, 1], [5.0 + 3e-7, 2, 1], [5.0, 2, 1 - 2e-7]])  # float32 rounding apart
+    assert stereo.stereo_partners(tripod, np.arange(3.0), 0, 2) == []
 
 
 @pytest.mark.parametrize(
@@ -105,13 +105,26 @@ def test_pair_depth_is_unknown_where_the_other_view_shows_something_else():
     assert np.isnan(depth[16:48, 40:56]).mean() > 0.95  # forward and backward flow disagree there
 
 
+def test_partners_merge_into_agreeing_medians_and_far_pixels(monkeypatch):
+    # Per pixel, two partners' estimates and the merged depth the docstring of stereo_depth promises.
+    nan, inf = np.nan, np.inf
+    partner_1 = np.array([[2.0, 2.0, 2.0, inf, inf, nan, 5.0]], np.float32)
+    partner_2 = np.array([[2.1, 3.0, nan, inf, 4.0, nan, nan]], np.float32)
+    expected = np.array([[2.05, nan, nan, inf, nan, nan, nan]], np.float32)
+    estimates = {1: partner_1, 2: partner_2}  # frame 0's partners; the other frames' do not matter
+    monkeypatch.setattr(stereo, "pair_depth", lambda *args: estimates.get(args[3], partner_1).copy())
+    cameras = sideways_cameras([[0.0, 0, 0], [0.1, 0, 0], [-0.1, 0, 0]])
+    clip = Clip(np.zeros((3, 1, 7, 3), np.float32), Cameras(cameras.K, cameras.w2c, 7, 1), np.zeros(3))
+    np.testing.assert_allclose(stereo.stereo_depth(clip)[0], expected, rtol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def orbit():
     return make_clip(SynthConfig("spatial", 128, 24, supersample=1, trajectory="orbit-left"), seed=0)
 
 
 def test_stereo_depth_of_a_synth_orbit_lies_on_the_true_surfaces(orbit):
-    depth = stereo.stereo_depth(orbit.frames, orbit.cameras, orbit.times)
+    depth = stereo.stereo_depth(orbit)
     measured, beyond = np.isfinite(depth), np.isposinf(depth)
     relative = np.abs(depth[measured] - orbit.depth[measured]) / orbit.depth[measured]
     # Measured on this clip (aliased renders: supersample 1): 41% of pixels, median error 4.4%,

@@ -33,6 +33,22 @@ def dense_flow(frame_a: np.ndarray, frame_b: np.ndarray) -> np.ndarray:
     return dis.calc(grey_a, grey_b, None)
 
 
+def landed(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``image`` [H, W, C] bilinearly sampled where ``flow`` [H, W, 2] moves each pixel (edges replicated)."""
+    import cv2
+
+    height, width = flow.shape[:2]
+    cols, rows = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return cv2.remap(image.astype(np.float32), cols + flow[..., 0], rows + flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+
+
+def cycle_error(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """Forward-backward disagreement [H, W] in pixels: where ``forward`` [H, W, 2] then ``backward``
+    [H, W, 2] (taken where the forward flow lands) leave each pixel; 0 for exactly inverse flows."""
+    return np.linalg.norm(forward + landed(backward, forward), axis=-1)
+
+
 def flow_samples(flow: np.ndarray, step: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Pixel centres [P, 2] on a grid of ``step`` pixels and their flow vectors [P, 2]."""
     height, width = flow.shape[:2]

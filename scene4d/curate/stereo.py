@@ -21,8 +21,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from scene4d.curate.flow import dense_flow
+from scene4d.curate.flow import cycle_error, dense_flow
+from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras
+from scene4d.io import Clip
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,15 @@ class StereoConfig:
     max_flow_error_px: float = 0.5  # forward-backward flow disagreement
     min_parallax_px: float = 2.0  # angle between the two rays at the surface, in pixels of focal length
     far_parallax_px: float = 1.0  # below this angle (in pixels) a consistent match is beyond measuring: +inf
-    max_gap: float = 0.01  # distance between the two rays, in units of the depth
+    max_gap_px: float = 1.0  # distance between the two rays at the surface, in pixels
     max_disagreement: float = 0.1  # relative spread of the partners' depths
+
+    def __post_init__(self) -> None:
+        if self.partners < 1:
+            raise Scene4DError(f"stereo needs at least 1 partner camera, got {self.partners}")
+        if not 0 <= self.far_parallax_px <= self.min_parallax_px:
+            raise Scene4DError(f"need 0 <= far_parallax_px <= min_parallax_px, got {self.far_parallax_px} and "
+                               f"{self.min_parallax_px}")  # fmt: skip
 
 
 def triangulate_midpoints(
@@ -58,71 +67,67 @@ def triangulate_midpoints(
     return distance_a, distance_b, (point_a + point_b) / 2, (point_a - point_b).norm(dim=-1)
 
 
-def sample_flow(flow: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """``flow`` [H, W, 2] bilinearly sampled at pixel coordinates [H, W, 2] (pixel centres at +0.5)."""
-    import cv2
-
-    maps = (pixels - 0.5).astype(np.float32)
-    return cv2.remap(flow, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+def triangulate_matches(pair: Cameras, pixels_a: Tensor, pixels_b: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Pixels [P, 2] of camera 0 of ``pair`` matched to pixels [P, 2] of camera 1: z-depth in camera 0 [P],
+    parallax (the angle between the rays) [P] and the rays' gap at the surface [P], both in pixels of
+    camera 0's focal length, and whether the rays meet in front of both cameras [P]."""
+    directions = pair.directions_through(torch.stack([pixels_a, pixels_b]))
+    origins = pair.centers[:, None].expand_as(directions)
+    ray_a, ray_b = (origins[0], directions[0]), (origins[1], directions[1])
+    distance_a, distance_b, midpoints, gaps = triangulate_midpoints(*ray_a, *ray_b)
+    _, depth = pair[0].project(midpoints[None])
+    sine = torch.linalg.cross(directions[0], directions[1]).norm(dim=-1)
+    focal = pair.K[0, 0, 0]
+    parallax_px = torch.atan2(sine, (directions[0] * directions[1]).sum(-1)) * focal
+    return depth[0], parallax_px, gaps / depth[0].abs() * focal, (distance_a > 0) & (distance_b > 0)
 
 
 def pair_depth(frames: np.ndarray, cameras: Cameras, index: int, partner: int, config: StereoConfig) -> np.ndarray:
     """Z-depth [H, W] of frame ``index`` triangulated with frame ``partner``: +inf where the flow is
     consistent but the rays are parallel to within ``far_parallax_px``, NaN where inconsistent."""
     forward = dense_flow(frames[index], frames[partner])
-    backward = dense_flow(frames[partner], frames[index])
-    pixels = cameras.pixel_centers().numpy()
-    matched = pixels + forward
-    round_trip = np.linalg.norm(forward + sample_flow(backward, matched), axis=-1)
-    pair = cameras[[index, partner]]
-    directions = pair.unproject(torch.from_numpy(np.stack([pixels, matched])).reshape(2, -1, 2).to(pair.K.dtype),
-                                torch.ones(2, pixels[..., 0].size, dtype=pair.K.dtype))  # fmt: skip
-    directions = directions - pair.centers[:, None]
-    directions = directions / directions.norm(dim=-1, keepdim=True)
-    centres = pair.centers[:, None].expand_as(directions)
-    distance_a, distance_b, midpoints, gap = triangulate_midpoints(centres[0], directions[0], centres[1], directions[1])
-    _, depth = pair[0].project(midpoints[None])
-    parallax_px = torch.arccos((directions[0] * directions[1]).sum(-1).clamp(-1, 1)) * pair.K[0, 0, 0]
-    consistent = torch.from_numpy(round_trip.reshape(-1) <= config.max_flow_error_px)
-    converge = (distance_a > 0) & (distance_b > 0) & (gap <= config.max_gap * depth[0])
-    depth = torch.where(consistent & converge & (parallax_px >= config.min_parallax_px), depth[0], torch.nan)
+    consistent = cycle_error(forward, dense_flow(frames[partner], frames[index])) <= config.max_flow_error_px
+    pair = cameras[[index, partner]].to(dtype=torch.float64)  # float32 loses the depth of small parallaxes
+    pixels = pair.pixel_centers().reshape(-1, 2)
+    matched = pixels + torch.from_numpy(forward).reshape(-1, 2).double()
+    depth, parallax_px, gap_px, in_front = triangulate_matches(pair, pixels, matched)
+    consistent = torch.from_numpy(consistent.reshape(-1))
+    measured = consistent & in_front & (gap_px <= config.max_gap_px) & (parallax_px >= config.min_parallax_px)
+    depth = torch.where(measured, depth, torch.nan)
     depth = torch.where(consistent & (parallax_px < config.far_parallax_px), torch.inf, depth)
-    return depth.reshape(pixels.shape[:2]).numpy().astype(np.float32)
+    return depth.reshape(frames.shape[1:3]).numpy().astype(np.float32)
 
 
 def stereo_partners(cameras: Cameras, times: np.ndarray, index: int, count: int) -> list[int]:
-    """The ``count`` frames whose camera centres are nearest to frame ``index``'s, with a baseline,
-    at the same time as frame ``index`` when the clip has such frames, else at any time."""
-    distances = (cameras.centers - cameras.centers[index]).norm(dim=-1).numpy()
-    candidates = np.flatnonzero(distances > 1e-6 * max(float(distances.max()), 1e-12))
+    """The ``count`` frames whose camera centres are nearest to frame ``index``'s, with a baseline
+    (a millionth of the centres' distance from the origin, at least 1e-6), at the same time as
+    frame ``index`` when the clip has such frames, else at any time."""
+    centers = cameras.centers.double()
+    distances = (centers - centers[index]).norm(dim=-1).numpy()
+    candidates = np.flatnonzero(distances > 1e-6 * max(float(centers.norm(dim=-1).max()), 1.0))
     same_time = candidates[times[candidates] == times[index]]
     if len(same_time):
         candidates = same_time
     return candidates[np.argsort(distances[candidates], kind="stable")][:count].tolist()
 
 
-def stereo_depth(
-    frames: np.ndarray,  # [T, H, W, 3] in [0, 1]
-    cameras: Cameras,  # T cameras
-    times: np.ndarray,  # [T]
-    config: StereoConfig = StereoConfig(),
-) -> np.ndarray:
-    """Z-depth [T, H, W] of each frame by two-view stereo with its nearest cameras; +inf where too far
-    to measure, NaN where unknown.
+def stereo_depth(clip: Clip, config: StereoConfig = StereoConfig()) -> np.ndarray:
+    """Z-depth [T, H, W] of each frame of ``clip`` by two-view stereo with its nearest cameras;
+    +inf where too far to measure, NaN where unknown.
 
     With several partners a depth is kept only where at least two of them measured it and their
     estimates agree to ``max_disagreement`` (the median is kept); with one partner its estimate.
     A pixel is +inf where no partner measured a depth and at least one found it beyond measuring.
     """
-    depths = np.full(frames.shape[:3], np.nan, np.float32)
-    for index in range(len(frames)):
-        partners = stereo_partners(cameras, times, index, config.partners)
+    depths = np.full(clip.frames.shape[:3], np.nan, np.float32)
+    for index in range(len(clip)):
+        partners = stereo_partners(clip.cameras, clip.times, index, config.partners)
         if not partners:
             continue
-        estimates = np.stack([pair_depth(frames, cameras, index, partner, config) for partner in partners])
+        estimates = np.stack([pair_depth(clip.frames, clip.cameras, index, partner, config) for partner in partners])
         beyond = np.isposinf(estimates).any(axis=0)
         estimates[np.isposinf(estimates)] = np.nan
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
             median = np.nanmedian(estimates, axis=0)
             spread = (np.nanmax(estimates, axis=0) - np.nanmin(estimates, axis=0)) / median

@@ -123,13 +123,16 @@ class Cameras:
         )
         return torch.stack([u, v], dim=-1)
 
+    def directions_through(self, pixels: Tensor) -> Tensor:
+        """Unit world-space directions [N, P, 3] from each centre through its pixels [N, P, 2]."""
+        points = self.unproject(pixels, torch.ones(pixels.shape[:2], dtype=pixels.dtype, device=pixels.device))
+        directions = points - self.centers[:, None]
+        return directions / directions.norm(dim=-1, keepdim=True)
+
     def ray_directions(self) -> Tensor:
         """Unit world-space directions [N, H, W, 3] from each centre through each pixel centre."""
         pixels = self.pixel_centers().reshape(1, -1, 2).expand(len(self), -1, -1)
-        points = self.unproject(pixels, torch.ones(pixels.shape[:2], dtype=pixels.dtype, device=pixels.device))
-        directions = points - self.centers[:, None]
-        directions = directions / directions.norm(dim=-1, keepdim=True)
-        return directions.reshape(len(self), self.height, self.width, 3)
+        return self.directions_through(pixels).reshape(len(self), self.height, self.width, 3)
 
     def resized(self, height: int, width: int) -> "Cameras":
         """The same cameras at another image size (intrinsics scaled with the image).

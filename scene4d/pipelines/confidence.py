@@ -10,21 +10,14 @@ Condition frames (the user's images) are trusted fully.
 
 import numpy as np
 
-from scene4d.curate.flow import dense_flow
+from scene4d.curate.flow import cycle_error, dense_flow, landed
 
 
 def neighbour_agreement(frame: np.ndarray, neighbour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cycle error [H, W] in pixels (forward flow, then backward flow) and colour error [H, W]
     (mean absolute RGB difference to the neighbour where the forward flow lands)."""
-    import cv2
-
     forward, backward = dense_flow(frame, neighbour), dense_flow(neighbour, frame)
-    height, width = forward.shape[:2]
-    cols, rows = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    map_x, map_y = cols + forward[..., 0], rows + forward[..., 1]
-    returned = cv2.remap(backward, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    landed = cv2.remap(neighbour.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return np.linalg.norm(forward + returned, axis=-1), np.abs(landed - frame).mean(axis=-1)
+    return cycle_error(forward, backward), np.abs(landed(neighbour, forward) - frame).mean(axis=-1)
 
 
 def flow_confidence(

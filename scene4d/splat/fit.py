@@ -122,8 +122,9 @@ def initial_points(clip: Clip, count: int, generator: torch.Generator) -> tuple[
 
         _, near, far = scene_geometry(clip.cameras)
         inverse = torch.rand(count, generator=generator) * (1 / near - 1 / far) + 1 / far
-        measured = torch.from_numpy(stereo_depth(clip.frames, clip.cameras, clip.times))[frame, row, col]
-        depth = torch.where(torch.isnan(measured), 1 / inverse, torch.where(torch.isinf(measured), far, measured))
+        measured = torch.from_numpy(stereo_depth(clip))[frame, row, col]
+        measured = torch.where(torch.isinf(measured), far, measured)  # too far to measure: the far bound
+        depth = torch.where(torch.isnan(measured), 1 / inverse, measured)
     pixels = torch.stack([col + 0.5, row + 0.5], dim=-1).float()
     cameras = clip.cameras
     points = torch.cat([cameras[int(f)].unproject(pixels[frame == f][None], depth[frame == f][None].float())[0]
