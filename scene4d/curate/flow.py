@@ -23,13 +23,19 @@ class CameraMotion:
     flow: np.ndarray  # [P, 2] their flow vectors
 
 
-def dense_flow(frame_a: np.ndarray, frame_b: np.ndarray) -> np.ndarray:
-    """DIS optical flow [H, W, 2] (pixels) from ``frame_a`` to ``frame_b`` ([H, W, 3] in [0, 1])."""
+def dense_flow(frame_a: np.ndarray, frame_b: np.ndarray, full_resolution: bool = False) -> np.ndarray:
+    """DIS optical flow [H, W, 2] (pixels) from ``frame_a`` to ``frame_b`` ([H, W, 3] in [0, 1]).
+
+    The MEDIUM preset refines down to half resolution; ``full_resolution`` refines the last
+    pyramid level too (slower; about half the error where sub-pixel accuracy matters, as in stereo).
+    """
     import cv2
 
     grey_a = cv2.cvtColor(to_uint8(frame_a), cv2.COLOR_RGB2GRAY)
     grey_b = cv2.cvtColor(to_uint8(frame_b), cv2.COLOR_RGB2GRAY)
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    if full_resolution:
+        dis.setFinestScale(0)
     return dis.calc(grey_a, grey_b, None)
 
 

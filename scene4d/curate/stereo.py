@@ -85,8 +85,9 @@ def triangulate_matches(pair: Cameras, pixels_a: Tensor, pixels_b: Tensor) -> tu
 def pair_depth(frames: np.ndarray, cameras: Cameras, index: int, partner: int, config: StereoConfig) -> np.ndarray:
     """Z-depth [H, W] of frame ``index`` triangulated with frame ``partner``: +inf where the flow is
     consistent but the rays are parallel to within ``far_parallax_px``, NaN where inconsistent."""
-    forward = dense_flow(frames[index], frames[partner])
-    consistent = cycle_error(forward, dense_flow(frames[partner], frames[index])) <= config.max_flow_error_px
+    forward = dense_flow(frames[index], frames[partner], full_resolution=True)
+    backward = dense_flow(frames[partner], frames[index], full_resolution=True)
+    consistent = cycle_error(forward, backward) <= config.max_flow_error_px
     pair = cameras[[index, partner]].to(dtype=torch.float64)  # float32 loses the depth of small parallaxes
     pixels = pair.pixel_centers().reshape(-1, 2)
     matched = pixels + torch.from_numpy(forward).reshape(-1, 2).double()
