@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -16,3 +17,12 @@ def random_w2c(num: int, generator: torch.Generator | None = None) -> torch.Tens
     w2c[:, :3, :3] = quaternion_to_matrix(quat)
     w2c[:, :3, 3] = torch.randn(num, 3, dtype=torch.float64, generator=generator)
     return w2c
+
+
+def warp(image: np.ndarray, homography: np.ndarray) -> np.ndarray:
+    """``image`` moved by the pixel-centre homography (OpenCV's origin is the pixel centre)."""
+    import cv2
+
+    shift = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+    opencv = np.linalg.inv(shift) @ homography @ shift
+    return cv2.warpPerspective(image, opencv, image.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import warp
 
 from scene4d.curate.depth import align_depth, align_depth_video, interpolated_sparse_depth, sparse_depth
 from scene4d.curate.flow import apply_homography, camera_motion, cycle_error, dense_flow, static_camera_score
@@ -20,15 +21,6 @@ def photo() -> np.ndarray:
     from scene4d.synth.textures import photo_texture
 
     return photo_texture("astronaut.png")[:128, :128].numpy().copy()
-
-
-def warp(image: np.ndarray, homography: np.ndarray) -> np.ndarray:
-    """``image`` moved by the pixel-centre homography (OpenCV's origin is the pixel centre)."""
-    import cv2
-
-    shift = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
-    opencv = np.linalg.inv(shift) @ homography @ shift
-    return cv2.warpPerspective(image, opencv, image.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
 def test_camera_motion_recovers_a_known_homography(photo):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import warp
 
 import scene4d.curate.stereo as stereo
 from scene4d.geometry import Cameras
@@ -28,10 +29,7 @@ def photo_patch(name: str) -> np.ndarray:
 
 def shifted(image: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
     """``image`` [H, W, 3] moved by ``-shift`` (x, y) pixels: the content at x + shift lands at x."""
-    import cv2
-
-    motion = np.float32([[1, 0, -shift[0]], [0, 1, -shift[1]]])
-    return cv2.warpAffine(image, motion, image.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return warp(image, np.array([[1, 0, -shift[0]], [0, 1, -shift[1]], [0, 0, 1]]))
 
 
 def test_midpoints_of_skew_rays_solved_by_hand():

@@ -8,10 +8,10 @@ every pixel is triangulated with the midpoint of the two rays, and a depth survi
 consistent: forward-backward flow, rays that converge in front of both cameras with enough parallax,
 and agreeing estimates from different partners. A pixel whose flow is consistent but whose rays
 are parallel to within a pixel lies too far for these baselines to measure: its depth is +inf
-(the sky, distant hills). The rest is NaN. Initialising 3DGS at these
-depths instead of random ones is what multi-view stereo does for the INRIA pipeline (where COLMAP's
-SfM points play the part); COLMAP is not used here because its sparse features leave most pixels
-of a 128x128 frame without a point.
+(the sky, distant hills). The rest is NaN. Initialising 3DGS at these depths instead of random
+ones is what multi-view stereo does for the INRIA pipeline (where COLMAP's SfM points play the
+part); COLMAP is not used here because its sparse features leave most pixels of a 128x128 frame
+without a point.
 """
 
 import warnings
@@ -87,12 +87,11 @@ def pair_depth(frames: np.ndarray, cameras: Cameras, index: int, partner: int, c
     consistent but the rays are parallel to within ``far_parallax_px``, NaN where inconsistent."""
     forward = dense_flow(frames[index], frames[partner], full_resolution=True)
     backward = dense_flow(frames[partner], frames[index], full_resolution=True)
-    consistent = cycle_error(forward, backward) <= config.max_flow_error_px
+    consistent = torch.from_numpy(cycle_error(forward, backward).reshape(-1) <= config.max_flow_error_px)
     pair = cameras[[index, partner]].to(dtype=torch.float64)  # float32 loses the depth of small parallaxes
     pixels = pair.pixel_centers().reshape(-1, 2)
     matched = pixels + torch.from_numpy(forward).reshape(-1, 2).double()
     depth, parallax_px, gap_px, in_front = triangulate_matches(pair, pixels, matched)
-    consistent = torch.from_numpy(consistent.reshape(-1))
     measured = consistent & in_front & (gap_px <= config.max_gap_px) & (parallax_px >= config.min_parallax_px)
     depth = torch.where(measured, depth, torch.nan)
     depth = torch.where(consistent & (parallax_px < config.far_parallax_px), torch.inf, depth)
