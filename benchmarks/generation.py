@@ -10,10 +10,11 @@ Sections, each one table:
   (DIS flow + essential matrix, chained over consecutive frames), against the requested one;
   the same estimator on the ground-truth renders gives its own error floor.
 - ``motion``: 2 x ``--scenes`` temporal clips (fixed camera, moving objects); dynamic degree
-  (mean flow on object pixels) of videos generated with gamma = 0, 0.25, 0.5, 1.
+  (mean flow on object pixels) of videos generated with gamma = 0, 0.25, 0.5, 1, and of the
+  ground-truth renders; the same on the background pixels, where a still camera should show none.
 - ``speed``: 16 frames with 25 steps, wall time and peak resident memory.
 
-    python benchmarks/generation.py --scenes 2
+    python benchmarks/generation.py --scenes 2 [--sections speed,views,motion]
 """
 
 import argparse
@@ -32,6 +33,8 @@ from scene4d.pipelines.generate import generate_clip
 from scene4d.synth import SynthConfig, make_clip
 
 HELD_OUT_SEED = 777
+GAMMAS = (0.0, 0.25, 0.5, 1.0)
+SECTIONS = ("speed", "views", "motion")
 
 
 class ZeroCameras(torch.nn.Module):
@@ -92,14 +95,19 @@ def rotation_error(frames: np.ndarray, cameras: Cameras, true_rotation: torch.Te
     return float("nan") if estimated is None else rotation_error_deg(true_rotation, estimated)
 
 
-def run_motion(bundle: ModelBundle, scenes: int, steps: int) -> dict[float, list[float]]:
-    degrees: dict[float, list[float]] = {gamma: [] for gamma in (0.0, 0.25, 0.5, 1.0)}
+def run_motion(bundle: ModelBundle, scenes: int, steps: int) -> dict[str, list[tuple[float, float]]]:
+    """Per video source (the renders, then the model at each gamma): (object, background) dynamic
+    degree of each scene. The camera is still, so background flow is flicker, not motion."""
+    degrees: dict[str, list[tuple[float, float]]] = {"ground truth": []} | {f"{g:g}": [] for g in GAMMAS}
     for scene in range(scenes):
         clip, cameras = held_out_clip("temporal", None, 1000 + scene, bundle.info.resolution)
         objects = np.repeat((clip.masks > 0).any(axis=0, keepdims=True), 16, axis=0)
-        for gamma in degrees:
+        videos = {"ground truth": clip.frames}
+        for gamma in GAMMAS:
             video = generate_clip(bundle, clip.frames[[0]], cameras, [0], gamma, steps, seed=scene)
-            degrees[gamma].append(dynamic_degree(video.frames, objects))
+            videos[f"{gamma:g}"] = video.frames
+        for source, frames in videos.items():
+            degrees[source].append((dynamic_degree(frames, objects), dynamic_degree(frames, ~objects)))
     return degrees
 
 
@@ -133,12 +141,21 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model folder (default: the bundled model)")
     parser.add_argument("--scenes", type=int, default=2, help="held-out scenes per trajectory / for motion")
     parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated: " + ", ".join(SECTIONS))
     args = parser.parse_args()
+    sections = args.sections.split(",")
     torch.set_num_threads(2)
     bundle = load_bundle(args.model)
-    seconds, peak_mb = run_speed(bundle)
-    print(f"speed: 16 frames x 25 steps at {bundle.info.resolution}px: {seconds:.1f} s, peak RSS {peak_mb:.0f} MB")
-    rows = run_views(bundle, args.scenes, args.steps)
+    if "speed" in sections:
+        seconds, peak_mb = run_speed(bundle)
+        print(f"speed: 16 frames x 25 steps at {bundle.info.resolution}px: {seconds:.1f} s, peak RSS {peak_mb:.0f} MB")
+    if "views" in sections:
+        print_views(run_views(bundle, args.scenes, args.steps))
+    if "motion" in sections:
+        print_motion(run_motion(bundle, args.scenes * 2, args.steps))
+
+
+def print_views(rows: list[dict]) -> None:
     print("\n| trajectory | model PSNR / SSIM | repeat input | zero camera | rot. err model / truth (of) deg |")
     print("|---|---|---|---|---|")
     for name in TRAJECTORY_NAMES:
@@ -149,10 +166,16 @@ def main() -> None:
         f"\ncondition views (scored on frames other than 0, 7, 15): 1 view {one[0]:.2f} dB / {one[1]:.3f}, "
         f"3 views {three[0]:.2f} dB / {three[1]:.3f}"
     )
-    degrees = run_motion(bundle, args.scenes * 2, args.steps)
-    print("\n| gamma | dynamic degree (px / frame on object pixels) |\n|---|---|")
-    for gamma, values in degrees.items():
-        print(f"| {gamma:g} | {np.mean(values):.3f} |")
+
+
+def print_motion(degrees: dict[str, list[tuple[float, float]]]) -> None:
+    print("\n| video | dynamic degree, object pixels (per scene) | mean | background pixels (mean) |")
+    print("|---|---|---|---|")
+    for source, values in degrees.items():
+        objects, background = np.array(values).T
+        label = source if source == "ground truth" else f"model, gamma {source}"
+        per_scene = " / ".join(f"{v:.3f}" for v in objects)
+        print(f"| {label} | {per_scene} | {objects.mean():.3f} | {background.mean():.3f} |")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import warp
 
 from scene4d.eval.camera import chained_rotation, dynamic_degree
 from scene4d.geometry.rotations import axis_angle_to_matrix, rotation_error_deg
@@ -34,3 +35,26 @@ def test_dynamic_degree_reads_a_known_shift():
     masks[:, 12:36, 12:36] = True
     assert dynamic_degree(frames, masks) == pytest.approx(3.0, abs=0.3)
     assert dynamic_degree(np.repeat(frames[:1], 4, axis=0), masks) == pytest.approx(0.0, abs=0.05)
+
+
+@pytest.mark.parametrize("speed", [0.5, 1.0])
+def test_dynamic_degree_reads_a_small_object_at_its_speed(speed):
+    """A 6-pixel object sliding ``speed`` px per frame over a still background, 64-pixel frames:
+    the measured flow on the object's pixels is its speed (patch-based flow at the frames' own
+    size reads a fifth of it)."""
+    rng = np.random.default_rng(1)
+    import cv2
+
+    background = cv2.GaussianBlur(rng.random((64, 64, 3)).astype(np.float32), (5, 5), 1.0)
+    texture = cv2.GaussianBlur(rng.random((64, 64, 3)).astype(np.float32), (3, 3), 0.7)
+    square = np.zeros((64, 64), np.float32)
+    square[24:30, 20:26] = 1.0
+    step = np.array([1.0, 0.3]) * speed / np.hypot(1.0, 0.3)
+    frames, masks = [], []
+    for k in range(6):
+        shift = np.array([[1, 0, step[0] * k], [0, 1, step[1] * k], [0, 0, 1]])
+        cover = warp(square, shift)[..., None]
+        frames.append(background * (1 - cover) + warp(texture, shift) * cover)
+        masks.append(cover[..., 0] > 0.5)
+    assert dynamic_degree(np.stack(frames), np.stack(masks)) == pytest.approx(speed, rel=0.15)
+    assert dynamic_degree(np.stack(frames), ~np.stack(masks).any(axis=0, keepdims=True).repeat(6, 0)) < 0.1 * speed
