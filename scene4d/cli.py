@@ -26,6 +26,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+LPIPS_WEIGHT_HELP = "Weight of LPIPS in the loss (DimensionX eq. 3); 0 = off. Needs --lpips-weights."
+LPIPS_WEIGHTS_HELP = (
+    "Folder holding torchvision's alexnet-owt-7be5be79.pth and the lpips package's weights/v0.1/alex.pth "
+    "(nothing is downloaded)."
+)
 
 
 train_app = typer.Typer(help="Train the VAE, the video model and LoRA directors.", no_args_is_help=True)
@@ -207,6 +212,8 @@ def reconstruct(
             help="Weight of the relative depth error on frames whose clip carries depth (synth, curate); 0 = off."
         ),
     ] = 0.0,
+    lpips_weight: Annotated[float, typer.Option(help=LPIPS_WEIGHT_HELP)] = 0.0,
+    lpips_weights: Annotated[Path | None, typer.Option(help=LPIPS_WEIGHTS_HELP)] = None,
     backend: Annotated[
         str, typer.Option(help="Rasterizer: auto (gsplat on CUDA, else cpu), cpu, gsplat or torch.")
     ] = "auto",
@@ -214,15 +221,15 @@ def reconstruct(
 ) -> None:
     """Fit 3D Gaussian splats (or, with --dynamic, deformable 4D Gaussians) to a Clip.
 
-    3DGS with L1 + D-SSIM, densification and an SH schedule. Resumable: an interrupted run
-    continues from OUT/checkpoint when given the same options.
+    3DGS with L1 + D-SSIM (+ LPIPS with local weights), densification and an SH schedule.
+    Resumable: an interrupted run continues from OUT/checkpoint when given the same options.
     """
     from scene4d.io import load_clip
     from scene4d.splat.fit import FitConfig
 
     config = FitConfig(
         iterations=iters, sh_degree=sh_degree, init_points=init_points, depth_weight=depth_weight, backend=backend,
-        seed=seed,
+        seed=seed, lpips_weight=lpips_weight, lpips_weights=None if lpips_weights is None else str(lpips_weights),
     )  # fmt: skip
     fit_with_progress(load_clip(clip), out, config, warmup if dynamic else None, bake_times)
 
@@ -649,6 +656,8 @@ def generate(
         typer.Option(help="Continue into 3D Gaussians (4D with object motion, and always in 4d), in OUT/scene."),
     ] = False,
     iters: Annotated[int, typer.Option(help="--reconstruct: optimisation steps.")] = 1500,
+    lpips_weight: Annotated[float, typer.Option(help="--reconstruct: " + LPIPS_WEIGHT_HELP)] = 0.0,
+    lpips_weights: Annotated[Path | None, typer.Option(help="--reconstruct: " + LPIPS_WEIGHTS_HELP)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the noise; the same seed gives the same frames.")] = 0,
 ) -> None:
     """Generate videos from one or more images with the GenXD-style model and DimensionX directors.
@@ -668,6 +677,7 @@ def generate(
         raise Scene4DError("--mode interp makes a frozen scene; leave out --motion")
     if backbone not in BACKBONES:
         raise Scene4DError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
+    lpips = checked_lpips(lpips_weight, lpips_weights) if reconstruct else (0.0, None)
     frames = frames or (COGVIDEOX_FRAMES if backbone == "cogvideox" else SEGMENT_FRAMES)
     request = GenerateRequest(trajectory, frames, magnitude, steps, guidance, director, temporal_director, seed)
     if backbone == "cogvideox":
@@ -678,7 +688,7 @@ def generate(
         save_clip(clip, out)
         console.print(f"{len(clip)} frames written to {out} (cameras from {clip.meta['cameras_from']})")
         if reconstruct:
-            fit_scene(clip, out / "scene", iters, bool(motion), seed)
+            fit_scene(clip, out / "scene", iters, bool(motion), seed, lpips)
         return
     bundle = load_bundle(model)
     inputs = [read_image(path) for path in images]
@@ -686,7 +696,7 @@ def generate(
     if mode == "4d":
         generate_4d_views(bundle, inputs, request, views, 1.0 if motion is None else motion, out)
         if reconstruct:
-            fit_scene(load_multiview(out / "views"), out / "scene", iters, True, seed)
+            fit_scene(load_multiview(out / "views"), out / "scene", iters, True, seed, lpips)
         return
     motion = 0.0 if motion is None else motion
     if mode == "interp":
@@ -696,7 +706,7 @@ def generate(
     save_clip(clip, out)
     console.print(f"{len(clip)} frames written to {out}")
     if reconstruct:
-        fit_scene(clip, out / "scene", iters, motion > 0, seed)
+        fit_scene(clip, out / "scene", iters, motion > 0, seed, lpips)
 
 
 @dataclass(frozen=True)
@@ -862,16 +872,34 @@ def generate_4d_views(
     console.print(f"{len(result.views)} views x {len(result.temporal)} times written to {out / 'views'}")
 
 
-def fit_scene(clip: "Clip", out: Path, iters: int, dynamic: bool, seed: int) -> None:
+def checked_lpips(weight: float, folder: Path | None) -> tuple[float, Path | None]:
+    """(weight, folder) for eq. 3's LPIPS term, checked before any generation runs."""
+    from scene4d.eval.lpips import lpips_files
+    from scene4d.splat.fit import FitConfig
+
+    FitConfig(lpips_weight=weight, lpips_weights=None if folder is None else str(folder))
+    if weight > 0:
+        lpips_files(folder)
+    return weight, folder
+
+
+def fit_scene(
+    clip: "Clip", out: Path, iters: int, dynamic: bool, seed: int, lpips: tuple[float, Path | None] = (0.0, None)
+) -> None:
     """3DGS (or 4DGS) of a generated clip, with a progress bar; one initial Gaussian per 8 pixels (at most 20k).
 
-    3DGS weights each pixel by the confidence of the generated frames (DimensionX eq. 3).
+    3DGS weights each pixel by the confidence of the generated frames (DimensionX eq. 3);
+    ``lpips`` is (weight, folder of LPIPS weights) for eq. 3's LPIPS term.
     """
     from scene4d.pipelines.confidence import flow_confidence
     from scene4d.splat.fit import FitConfig
 
     pixels = len(clip) * clip.height * clip.width
-    config = FitConfig(iterations=iters, seed=seed, sh_degree=1, init_points=min(20_000, pixels // 8))
+    weight, folder = lpips
+    config = FitConfig(
+        iterations=iters, seed=seed, sh_degree=1, init_points=min(20_000, pixels // 8), lpips_weight=weight,
+        lpips_weights=None if folder is None else str(folder),
+    )  # fmt: skip
     if dynamic:
         fit_with_progress(clip, out, config, min(500, iters // 4))
     else:

@@ -26,3 +26,27 @@ def warp(image: np.ndarray, homography: np.ndarray) -> np.ndarray:
     shift = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
     opencv = np.linalg.inv(shift) @ homography @ shift
     return cv2.warpPerspective(image, opencv, image.shape[1::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+ALEXNET_CONVS = {0: (3, 64, 11), 3: (64, 192, 5), 6: (192, 384, 3), 8: (384, 256, 3), 10: (256, 256, 3)}
+
+
+@pytest.fixture
+def lpips_weights(tmp_path):
+    """A folder with random weights in the layouts of torchvision's AlexNet checkpoint (with its
+    classifier, which LPIPS does not use) and of the lpips package's linear layers."""
+    generator = torch.Generator().manual_seed(7)
+    backbone = {"classifier.1.weight": torch.randn(8, 4, generator=generator)}
+    for index, (inputs, outputs, size) in ALEXNET_CONVS.items():
+        scale = (inputs * size * size) ** -0.5
+        backbone[f"features.{index}.weight"] = scale * torch.randn(outputs, inputs, size, size, generator=generator)
+        backbone[f"features.{index}.bias"] = 0.1 * torch.randn(outputs, generator=generator)
+    linear = {
+        f"lin{layer}.model.1.weight": torch.rand(1, outputs, 1, 1, generator=generator)
+        for layer, (_, outputs, _) in enumerate(ALEXNET_CONVS.values())
+    }
+    folder = tmp_path / "lpips"
+    folder.mkdir()
+    torch.save(backbone, folder / "alexnet-owt-7be5be79.pth")
+    torch.save(linear, folder / "alex.pth")
+    return folder

@@ -77,6 +77,22 @@ def test_reconstruct_and_render_commands(small_clip, tmp_path):
     assert (tmp_path / "out" / "orbit.mp4").stat().st_size > 0
 
 
+def test_reconstruct_with_lpips_from_local_weights(small_clip, tmp_path, lpips_weights):
+    save_clip(small_clip, tmp_path / "clip")
+    args = ["reconstruct", str(tmp_path / "clip"), "--iters", "4", "--init-points", "300", "--lpips-weight", "0.2"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "needs the folder of LPIPS weights" in result.output
+    assert not (tmp_path / "none").exists()
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out"), "--lpips-weights", str(lpips_weights)])
+    assert result.exit_code == 0, result.output
+    state = json.loads((tmp_path / "out" / "checkpoint" / "state.json").read_text())
+    assert state["config"]["lpips_weight"] == 0.2 and state["step"] == 4
+    plain = args[:-2] + ["--out", str(tmp_path / "plain")]
+    assert CliRunner().invoke(app, plain).exit_code == 0
+    with_lpips, without = load_ply(tmp_path / "out" / "scene.ply"), load_ply(tmp_path / "plain" / "scene.ply")
+    assert not torch.allclose(with_lpips["sh0"], without["sh0"])  # the LPIPS gradient reached the colours
+
+
 def test_render_rejects_a_bad_ply(tmp_path):
     (tmp_path / "bad.ply").write_text("not a ply")
     result = CliRunner().invoke(app, ["render", str(tmp_path / "bad.ply"), "--cameras", str(tmp_path / "t.json"),

@@ -1,7 +1,10 @@
 import numpy as np
+import pytest
 import torch
 from skimage.metrics import structural_similarity
 
+from scene4d.errors import Scene4DError
+from scene4d.eval.lpips import load_lpips
 from scene4d.eval.metrics import psnr, ssim, ssim_map
 from scene4d.splat.losses import photometric_loss
 
@@ -29,6 +32,21 @@ def test_confidence_and_mask_weight_pixels():
     assert np.isclose(float(photometric_loss(image, target, ssim_weight=0.0, mask=left)), 1.0)
     halved = photometric_loss(image, target, ssim_weight=0.0, confidence=0.5 * torch.ones(1, 16, 16))
     assert np.isclose(float(halved), 0.25)
+
+
+def test_lpips_term_of_eq3_is_weighted_by_the_confidence_per_pixel(lpips_weights):
+    generator = torch.Generator().manual_seed(2)
+    target = torch.rand(1, 32, 32, 3, generator=generator)
+    image = torch.rand(1, 32, 32, 3, generator=generator)
+    confidence = torch.rand(1, 32, 32, generator=generator)
+    lpips = load_lpips(lpips_weights)
+    without = photometric_loss(image, target, 0.2, confidence)
+    with_lpips = photometric_loss(image, target, 0.2, confidence, lpips_weight=0.5, lpips=lpips)
+    expected = without + 0.5 * (confidence * lpips.spatial(image, target)).mean()
+    torch.testing.assert_close(with_lpips, expected)
+    assert float(with_lpips - without) > 1e-3
+    with pytest.raises(Scene4DError, match="LPIPS network"):
+        photometric_loss(image, target, lpips_weight=0.5)
 
 
 def test_psnr_and_ssim_against_scikit_image():

@@ -1,10 +1,11 @@
 """Fitting 3D Gaussian splats to a Clip (3DGS, Kerbl et al. 2023).
 
 The loop is a readable function: render one training view, the photometric loss of DimensionX
-eq. 3 (L1 + D-SSIM with per-pixel confidence, optional masks), Adam with per-parameter learning
-rates, gsplat's ``DefaultStrategy`` for densification (clone/split by view-space gradient,
-prune by opacity and size, opacity resets), and an SH degree raised in steps. Checkpoints are
-written atomically, so a run can resume after a crash or Ctrl-C.
+eq. 3 (L1 + D-SSIM, and LPIPS when its local weights are given, with per-pixel confidence,
+optional masks), Adam with per-parameter learning rates, gsplat's ``DefaultStrategy`` for
+densification (clone/split by view-space gradient, prune by opacity and size, opacity resets),
+and an SH degree raised in steps. Checkpoints are written atomically, so a run can resume after
+a crash or Ctrl-C.
 """
 
 import math
@@ -17,6 +18,7 @@ import torch
 from torch import Tensor
 
 from scene4d.errors import Scene4DError
+from scene4d.eval.lpips import load_lpips
 from scene4d.geometry import Cameras
 from scene4d.geometry.bounds import optical_axes_centre
 from scene4d.io import Clip
@@ -36,6 +38,8 @@ class FitConfig:
     sh_interval: int = 500  # raise the SH degree by one every this many steps
     ssim_weight: float = 0.2
     depth_weight: float = 0.0  # weight of the relative depth error on frames whose Clip carries depth
+    lpips_weight: float = 0.0  # weight of LPIPS in eq. 3 (DimensionX); needs lpips_weights
+    lpips_weights: str | None = None  # folder with the LPIPS weight files (eval.lpips.load_lpips)
     init_points: int = 20_000
     init_opacity: float = 0.1
     lr_means: float = 1.6e-4  # times the scene scale, decayed exponentially to lr_means_final
@@ -68,6 +72,10 @@ class FitConfig:
             raise Scene4DError(f"depth weight must be non-negative, got {self.depth_weight}")
         if self.init_points < 4:
             raise Scene4DError(f"init_points must be at least 4, got {self.init_points}")
+        if self.lpips_weight < 0:
+            raise Scene4DError(f"LPIPS weight must be non-negative, got {self.lpips_weight}")
+        if self.lpips_weight > 0 and self.lpips_weights is None:
+            raise Scene4DError("an LPIPS weight needs the folder of LPIPS weights (--lpips-weights)")
 
 
 def sh_degree_of(splats: Splats) -> int:
@@ -188,6 +196,7 @@ class Trainer:
         )
         self.strategy.check_sanity(self.params, self.optimizers)
         self.strategy_state = self.strategy.initialize_state(scene_scale=scene_scale)
+        self.lpips = None if config.lpips_weight == 0 else load_lpips(Path(config.lpips_weights))
 
     def means_lr(self) -> float:
         """Exponential decay of the position learning rate from ``lr_means`` to ``lr_means_final``."""
@@ -235,7 +244,9 @@ class Trainer:
             means, quats, scales, params["opacities"], colors, camera, background,
             sh_degree=sh_degree, backend=self.config.backend,
         )  # fmt: skip
-        loss = photometric_loss(result.rgb, target, self.config.ssim_weight, confidence, mask)
+        loss = photometric_loss(
+            result.rgb, target, self.config.ssim_weight, confidence, mask, self.config.lpips_weight, self.lpips
+        )
         if target_depth is not None and self.config.depth_weight > 0:
             loss = loss + self.config.depth_weight * depth_loss(result.depth, result.alpha, target_depth, mask)
         self.strategy.step_pre_backward(params, self.optimizers, self.strategy_state, self.step, result.info)
