@@ -62,15 +62,44 @@ def test_lpips_matches_the_equation_with_the_saved_weights_and_its_gradient(lpip
 
 def test_spatial_lpips_puts_the_difference_where_it_is(lpips_weights):
     generator = torch.Generator().manual_seed(1)
-    target = torch.rand(1, 64, 64, 3, generator=generator)
+    target = torch.rand(1, 64, 80, 3, generator=generator)
     image = target.clone()
     image[:, :24, :24] = torch.rand(1, 24, 24, 3, generator=generator)  # only the top-left corner differs
-    spatial = load_lpips(lpips_weights).spatial(image, target)
-    assert spatial.shape == (1, 64, 64)
-    assert float(spatial[0, :24, :24].mean()) > 10 * float(spatial[0, 40:, 40:].mean())
+    model = load_lpips(lpips_weights)
+    spatial = model.spatial(image, target)
+    assert spatial.shape == (1, 64, 80)
+    assert float(spatial[0, :24, :24].mean()) > 10 * float(spatial[0, 40:, 56:].mean())
+    # the lpips package's spatial=True: every layer map upsampled to H x W (bilinear, corners not aligned)
+    expected = sum(
+        F.interpolate(layer[:, None], size=(64, 80), mode="bilinear", align_corners=False)[:, 0]
+        for layer in model.layer_maps(image, target)
+    )
+    torch.testing.assert_close(spatial, expected)
+
+
+def test_lpips_gradient_is_finite_where_a_layer_sees_nothing(lpips_weights):
+    model = load_lpips(lpips_weights)
+    model.conv5.bias.fill_(-1e3)  # every relu5 feature is 0: the unit normalisation divides 0 by 0
+    generator = torch.Generator().manual_seed(3)
+    target = torch.rand(1, 40, 40, 3, generator=generator)
+    image = torch.rand(1, 40, 40, 3, generator=generator).requires_grad_()
+    spatial = model.spatial(image, target)
+    (gradient,) = torch.autograd.grad(spatial.sum(), image)
+    assert bool(torch.isfinite(spatial).all()) and bool(torch.isfinite(gradient).all())
+    assert float(gradient.abs().sum()) > 0
+
+
+def test_lpips_refuses_images_too_small_for_alexnet(lpips_weights):
+    with pytest.raises(Scene4DError, match="at least 31 x 31 pixels, got 40 x 30"):
+        load_lpips(lpips_weights)(torch.rand(1, 30, 40, 3), torch.rand(1, 30, 40, 3))
 
 
 def test_missing_or_broken_lpips_weights_name_the_file(lpips_weights):
+    backbone = torch.load(lpips_weights / "alexnet-owt-7be5be79.pth")
+    torch.save({**backbone, "features.3.weight": backbone["features.3.weight"][:, :8]}, lpips_weights / "wrong.pth")
+    (lpips_weights / "wrong.pth").replace(lpips_weights / "alexnet-owt-7be5be79.pth")
+    with pytest.raises(Scene4DError, match="not AlexNet / lpips v0.1 ones"):
+        load_lpips(lpips_weights)
     (lpips_weights / "alex.pth").unlink()
     with pytest.raises(Scene4DError, match="alex.pth"):
         load_lpips(lpips_weights)
