@@ -204,7 +204,11 @@ def reconstruct(
     ] = 0,
     sh_degree: Annotated[int, typer.Option(help="Spherical-harmonics degree of the colours (0-3).")] = 3,
     init_points: Annotated[
-        int, typer.Option(help="Initial Gaussians (from depth when the clip has it, else random along camera rays).")
+        int,
+        typer.Option(
+            help="Initial Gaussians: pixels unprojected with the clip's depth maps, else its SfM points "
+            "(transforms.json's ply_file_path; at most this many), else two-view stereo depth."
+        ),
     ] = 20_000,
     depth_weight: Annotated[
         float,
@@ -677,7 +681,11 @@ def generate(
         raise Scene4DError("--mode interp makes a frozen scene; leave out --motion")
     if backbone not in BACKBONES:
         raise Scene4DError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
-    lpips = checked_lpips(lpips_weight, lpips_weights) if reconstruct else (0.0, None)
+    if reconstruct:
+        from scene4d.splat.fit import check_lpips
+
+        check_lpips(lpips_weight, None if lpips_weights is None else str(lpips_weights))
+    lpips = {"lpips_weight": lpips_weight, "lpips_weights": lpips_weights}
     frames = frames or (COGVIDEOX_FRAMES if backbone == "cogvideox" else SEGMENT_FRAMES)
     request = GenerateRequest(trajectory, frames, magnitude, steps, guidance, director, temporal_director, seed)
     if backbone == "cogvideox":
@@ -688,7 +696,7 @@ def generate(
         save_clip(clip, out)
         console.print(f"{len(clip)} frames written to {out} (cameras from {clip.meta['cameras_from']})")
         if reconstruct:
-            fit_scene(clip, out / "scene", iters, bool(motion), seed, lpips)
+            fit_scene(clip, out / "scene", iters, bool(motion), seed, **lpips)
         return
     bundle = load_bundle(model)
     inputs = [read_image(path) for path in images]
@@ -696,7 +704,7 @@ def generate(
     if mode == "4d":
         generate_4d_views(bundle, inputs, request, views, 1.0 if motion is None else motion, out)
         if reconstruct:
-            fit_scene(load_multiview(out / "views"), out / "scene", iters, True, seed, lpips)
+            fit_scene(load_multiview(out / "views"), out / "scene", iters, True, seed, **lpips)
         return
     motion = 0.0 if motion is None else motion
     if mode == "interp":
@@ -706,7 +714,7 @@ def generate(
     save_clip(clip, out)
     console.print(f"{len(clip)} frames written to {out}")
     if reconstruct:
-        fit_scene(clip, out / "scene", iters, motion > 0, seed, lpips)
+        fit_scene(clip, out / "scene", iters, motion > 0, seed, **lpips)
 
 
 @dataclass(frozen=True)
@@ -872,33 +880,22 @@ def generate_4d_views(
     console.print(f"{len(result.views)} views x {len(result.temporal)} times written to {out / 'views'}")
 
 
-def checked_lpips(weight: float, folder: Path | None) -> tuple[float, Path | None]:
-    """(weight, folder) for eq. 3's LPIPS term, checked before any generation runs."""
-    from scene4d.eval.lpips import lpips_files
-    from scene4d.splat.fit import FitConfig
-
-    FitConfig(lpips_weight=weight, lpips_weights=None if folder is None else str(folder))
-    if weight > 0:
-        lpips_files(folder)
-    return weight, folder
-
-
 def fit_scene(
-    clip: "Clip", out: Path, iters: int, dynamic: bool, seed: int, lpips: tuple[float, Path | None] = (0.0, None)
-) -> None:
+    clip: "Clip", out: Path, iters: int, dynamic: bool, seed: int, lpips_weight: float = 0.0,
+    lpips_weights: Path | None = None,
+) -> None:  # fmt: skip
     """3DGS (or 4DGS) of a generated clip, with a progress bar; one initial Gaussian per 8 pixels (at most 20k).
 
-    3DGS weights each pixel by the confidence of the generated frames (DimensionX eq. 3);
-    ``lpips`` is (weight, folder of LPIPS weights) for eq. 3's LPIPS term.
+    3DGS weights each pixel by the confidence of the generated frames (DimensionX eq. 3), whose
+    LPIPS term is on when ``lpips_weight`` > 0 (weights from the ``lpips_weights`` folder).
     """
     from scene4d.pipelines.confidence import flow_confidence
     from scene4d.splat.fit import FitConfig
 
     pixels = len(clip) * clip.height * clip.width
-    weight, folder = lpips
     config = FitConfig(
-        iterations=iters, seed=seed, sh_degree=1, init_points=min(20_000, pixels // 8), lpips_weight=weight,
-        lpips_weights=None if folder is None else str(folder),
+        iterations=iters, seed=seed, sh_degree=1, init_points=min(20_000, pixels // 8), lpips_weight=lpips_weight,
+        lpips_weights=None if lpips_weights is None else str(lpips_weights),
     )  # fmt: skip
     if dynamic:
         fit_with_progress(clip, out, config, min(500, iters // 4))

@@ -150,3 +150,18 @@ def test_initial_points_follow_stereo_depth_its_far_pixels_and_random_depths(orb
     torch.testing.assert_close(depth[0, middle], torch.full_like(depth[0, middle], far), rtol=1e-4, atol=0)
     assert bool(((depth[0, bottom] > near * 0.999) & (depth[0, bottom] < far * 1.001)).all())
     assert float(depth[0, bottom].std()) > 0.1 * far  # spread out, not one depth
+
+
+def test_initial_points_are_the_sfm_points_when_the_clip_has_them_and_no_depth(orbit, monkeypatch):
+    monkeypatch.setattr(stereo, "stereo_depth", lambda *args: pytest.fail("stereo ran although SfM points exist"))
+    generator = np.random.default_rng(3)
+    points = generator.normal(size=(500, 3)).astype(np.float32)
+    colors = generator.random((500, 3)).astype(np.float32)
+    clip = Clip(orbit.frames[:2], orbit.cameras[[0, 1]], orbit.times[:2], points=points, point_colors=colors)
+    all_of_them, their_colors = initial_points(clip, 1000, torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(all_of_them.numpy(), points)
+    np.testing.assert_array_equal(their_colors.numpy(), colors)
+    some, some_colors = initial_points(clip, 100, torch.Generator().manual_seed(0))
+    rows = [int(np.flatnonzero((points == point).all(axis=1))[0]) for point in some.numpy()]
+    assert len(set(rows)) == 100
+    np.testing.assert_array_equal(some_colors.numpy(), colors[rows])

@@ -40,6 +40,31 @@ def test_save_load_round_trip(synth_clip, tmp_path):
     assert read_video(folder / "video.mp4")[0].shape == synth_clip.frames.shape
 
 
+def test_sfm_points_round_trip_and_nerfstudio_point_clouds(synth_clip, tmp_path):
+    generator = np.random.default_rng(0)
+    points = generator.normal(size=(50, 3)).astype(np.float32)
+    colors = (generator.integers(0, 256, size=(50, 3)) / 255).astype(np.float32)
+    with_points = Clip(synth_clip.frames, synth_clip.cameras, synth_clip.times, points=points, point_colors=colors)
+    folder = save_clip(with_points, tmp_path / "clip")
+    assert json.loads((folder / "transforms.json").read_text())["ply_file_path"] == "sparse_pc.ply"
+    loaded = load_clip(folder)
+    np.testing.assert_array_equal(loaded.points, points)
+    np.testing.assert_allclose(loaded.point_colors, colors, atol=1e-6)
+    assert load_clip(save_clip(synth_clip, tmp_path / "none")).points is None
+    # nerfstudio's ns-process-data writes its COLMAP points as ASCII, colours as 0-255 integers
+    properties = [f"property float {axis}" for axis in "xyz"]
+    properties += [f"property uint8 {channel}" for channel in ("red", "green", "blue")]
+    header = ["ply", "format ascii 1.0", "element vertex 2", *properties, "end_header"]
+    (folder / "sparse_pc.ply").write_text("\n".join([*header, "1.5 -2 3 255 0 51", "0 0.25 -1 0 128 255"]) + "\n")
+    loaded = load_clip(folder)
+    np.testing.assert_allclose(loaded.points, [[1.5, -2, 3], [0, 0.25, -1]])
+    np.testing.assert_allclose(loaded.point_colors, [[1, 0, 0.2], [0, 128 / 255, 1]], atol=1e-6)
+    with pytest.raises(Scene4DError, match="points and point_colors must both be"):
+        Clip(synth_clip.frames, synth_clip.cameras, synth_clip.times, points=points[:, :2], point_colors=colors)
+    with pytest.raises(Scene4DError, match="come together"):
+        Clip(synth_clip.frames, synth_clip.cameras, synth_clip.times, points=points)
+
+
 def test_transforms_json_is_nerfstudio_opengl(synth_clip, tmp_path):
     folder = save_clip(synth_clip, tmp_path / "clip")
     transforms = json.loads((folder / "transforms.json").read_text())

@@ -23,6 +23,8 @@ class Clip:
     depth: np.ndarray | None = None  # [T, H, W] float32, camera z-depth in scene units
     masks: np.ndarray | None = None  # [T, H, W] int32 instance ids, 0 = background
     meta: dict[str, Any] = field(default_factory=dict)
+    points: np.ndarray | None = None  # [P, 3] float32 sparse world points of the static scene (SfM)
+    point_colors: np.ndarray | None = None  # [P, 3] float32 in [0, 1], given with ``points``
 
     def __post_init__(self) -> None:
         self.frames = np.asarray(self.frames, dtype=np.float32)
@@ -48,6 +50,12 @@ class Clip:
         if self.masks is not None:
             self.masks = np.asarray(self.masks, dtype=np.int32)
             check_per_pixel(self.masks, (num, height, width), "masks")
+        if (self.points is None) != (self.point_colors is None):
+            raise Scene4DError("clip: points and point_colors come together")
+        if self.points is not None:
+            self.points = np.asarray(self.points, dtype=np.float32)
+            self.point_colors = np.asarray(self.point_colors, dtype=np.float32)
+            check_points(self.points, self.point_colors)
 
     def __len__(self) -> int:
         return self.frames.shape[0]
@@ -72,7 +80,7 @@ class Clip:
         depth = None if self.depth is None else resize_images(self.depth[window], size, nearest=True)
         masks = None if self.masks is None else resize_images(self.masks[window], size, nearest=True)
         frames = resize_images(self.frames[window], size)
-        return Clip(frames, cameras, self.times, depth, masks, dict(self.meta))
+        return Clip(frames, cameras, self.times, depth, masks, dict(self.meta), self.points, self.point_colors)
 
 
 def square_box(width: int, height: int) -> tuple[int, int, int]:
@@ -97,3 +105,11 @@ def resize_images(images: np.ndarray, size: int, nearest: bool = False) -> np.nd
 def check_per_pixel(array: np.ndarray, shape: tuple[int, int, int], what: str) -> None:
     if array.shape != shape:
         raise Scene4DError(f"clip: {what} must be {list(shape)}, got {list(array.shape)}")
+
+
+def check_points(points: np.ndarray, colors: np.ndarray) -> None:
+    if points.ndim != 2 or points.shape[1] != 3 or colors.shape != points.shape:
+        raise Scene4DError(f"clip: points and point_colors must both be [P, 3], got {list(points.shape)} and "
+                           f"{list(colors.shape)}")  # fmt: skip
+    if not np.isfinite(points).all() or not ((colors >= 0) & (colors <= 1)).all():
+        raise Scene4DError("clip: points must be finite and point_colors in [0, 1]")

@@ -8,6 +8,7 @@ Layout::
     CLIP/images/NNNN.png      8-bit RGB
     CLIP/depth/NNNN.npy       float32 camera z-depth, scene units
     CLIP/masks/NNNN.png       16-bit instance ids, 0 = background
+    CLIP/sparse_pc.ply        optional SfM points and colours (nerfstudio's ``ply_file_path``)
     CLIP/meta.json            ``Clip.meta``
     CLIP/video.mp4            preview of the frames
 
@@ -28,11 +29,13 @@ from scene4d.geometry.cameras import check_rigid
 from scene4d.io.atomic import atomic_directory, write_json
 from scene4d.io.clip import Clip
 from scene4d.io.media import read_image, to_uint8, write_video
+from scene4d.io.ply import load_point_cloud, save_point_cloud
 
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
 PINHOLE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE")
 DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
 MAX_INSTANCE_ID = 65535  # masks are 16-bit PNGs
+POINTS_FILE = "sparse_pc.ply"  # the name nerfstudio's ns-process-data gives its COLMAP points
 
 
 def convert_c2w_opencv_opengl(c2w: np.ndarray) -> np.ndarray:
@@ -64,7 +67,11 @@ def save_clip(clip: Clip, folder: str | Path, fps: float = 10.0) -> Path:
             (staging / "masks").mkdir()
             for index, mask in enumerate(clip.masks):
                 Image.fromarray(mask.astype(np.uint16)).save(staging / frames[index]["instance_mask_path"])
-        write_json(staging / "transforms.json", {**shared_intrinsics(clip.cameras), "frames": frames})
+        transforms = {**shared_intrinsics(clip.cameras), "frames": frames}
+        if clip.points is not None:
+            save_point_cloud(staging / POINTS_FILE, clip.points, clip.point_colors)
+            transforms["ply_file_path"] = POINTS_FILE
+        write_json(staging / "transforms.json", transforms)
         write_json(staging / "meta.json", clip.meta)
         write_video(staging / "video.mp4", clip.frames, fps=fps)
     return folder
@@ -131,7 +138,8 @@ def intrinsics_entry(K: torch.Tensor, cameras: Cameras) -> dict[str, Any]:  # no
 def load_clip(folder: str | Path) -> Clip:
     """Read a Clip folder, or any nerfstudio-style folder (transforms.json + images).
 
-    Optional fields may be absent: times default to 0, depth and masks to None. Raises
+    Optional fields may be absent: times default to 0, depth, masks and points (the point cloud
+    named by ``ply_file_path``, in the cameras' world) to None. Raises
     ``Scene4DError`` naming the file and the problem for anything missing or malformed.
     """
     folder = Path(folder)
@@ -141,6 +149,9 @@ def load_clip(folder: str | Path) -> Clip:
     meta = read_json(folder / "meta.json") if (folder / "meta.json").exists() else {}
     if not isinstance(meta, dict):
         raise Scene4DError(f"{folder / 'meta.json'}: expected a JSON object")
+    points, colors = None, None
+    if "ply_file_path" in transforms:
+        points, colors = load_point_cloud(folder / str(transforms["ply_file_path"]))
     return Clip(
         frames=frames,
         cameras=cameras,
@@ -148,6 +159,8 @@ def load_clip(folder: str | Path) -> Clip:
         depth=load_per_frame(folder, entries, "depth_file_path", np.load),
         masks=load_per_frame(folder, entries, "instance_mask_path", read_mask),
         meta=meta,
+        points=points,
+        point_colors=colors,
     )
 
 

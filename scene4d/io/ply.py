@@ -1,4 +1,5 @@
-"""3D Gaussian splats in the INRIA ``.ply`` layout, which SuperSplat, Spark and other viewers open.
+"""3D Gaussian splats in the INRIA ``.ply`` layout, which SuperSplat, Spark and other viewers open;
+and coloured point clouds (``x y z red green blue``, as nerfstudio's ``sparse_pc.ply``).
 
 Per vertex: ``x y z nx ny nz f_dc_0..2 f_rest_0.. opacity scale_0..2 rot_0..3``, all
 pre-activation (opacity logits, log-scales, quaternions w, x, y, z) and ``f_rest`` stored
@@ -85,3 +86,39 @@ def load_ply(path: str | Path) -> dict[str, Tensor]:
     if not all(bool(torch.isfinite(t).all()) for t in splats.values()):
         raise Scene4DError(f"{path}: contains NaN or infinite values")
     return splats
+
+
+def save_point_cloud(path: str | Path, points: np.ndarray, colors: np.ndarray) -> None:
+    """Points [P, 3] and colours [P, 3] in [0, 1] as a binary ``.ply`` (float xyz, uint8 rgb)."""
+    from plyfile import PlyData, PlyElement
+
+    fields = [(name, "f4") for name in ("x", "y", "z")] + [(name, "u1") for name in ("red", "green", "blue")]
+    vertices = np.empty(len(points), dtype=fields)
+    for index, name in enumerate(("x", "y", "z")):
+        vertices[name] = points[:, index]
+    for index, name in enumerate(("red", "green", "blue")):
+        vertices[name] = np.round(np.clip(colors[:, index], 0, 1) * 255)
+    with atomic_file(Path(path)) as staging:
+        PlyData([PlyElement.describe(vertices, "vertex")]).write(str(staging))
+
+
+def load_point_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Points [P, 3] and colours [P, 3] in [0, 1] of a ``.ply`` (ASCII or binary); grey when it has none."""
+    from plyfile import PlyData, PlyParseError
+
+    path = Path(path)
+    if not path.is_file():
+        raise Scene4DError(f"point cloud not found: {path}")
+    try:
+        vertices = PlyData.read(str(path))["vertex"].data
+    except (PlyParseError, KeyError, ValueError, OSError) as error:
+        raise Scene4DError(f"cannot read {path} as a .ply with a vertex element: {error}") from None
+    names = vertices.dtype.names or ()
+    if not {"x", "y", "z"} <= set(names):
+        raise Scene4DError(f"{path}: a point cloud needs x, y and z fields")
+    points = np.stack([np.asarray(vertices[name], np.float32) for name in ("x", "y", "z")], axis=-1)
+    if {"red", "green", "blue"} <= set(names):
+        colors = np.stack([np.asarray(vertices[name], np.float32) / 255 for name in ("red", "green", "blue")], axis=-1)
+    else:
+        colors = np.full_like(points, 0.5)
+    return points, colors

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from scene4d.errors import Scene4DError
-from scene4d.eval.lpips import load_lpips
+from scene4d.eval.lpips import load_lpips, lpips_files
 from scene4d.geometry import Cameras
 from scene4d.geometry.bounds import optical_axes_centre
 from scene4d.io import Clip
@@ -72,10 +72,17 @@ class FitConfig:
             raise Scene4DError(f"depth weight must be non-negative, got {self.depth_weight}")
         if self.init_points < 4:
             raise Scene4DError(f"init_points must be at least 4, got {self.init_points}")
-        if self.lpips_weight < 0:
-            raise Scene4DError(f"LPIPS weight must be non-negative, got {self.lpips_weight}")
-        if self.lpips_weight > 0 and self.lpips_weights is None:
-            raise Scene4DError("an LPIPS weight needs the folder of LPIPS weights (--lpips-weights)")
+        check_lpips(self.lpips_weight, self.lpips_weights)
+
+
+def check_lpips(weight: float, folder: str | None) -> None:
+    """Raise unless ``weight`` is 0, or positive with ``folder`` holding the LPIPS weight files."""
+    if weight < 0:
+        raise Scene4DError(f"LPIPS weight must be non-negative, got {weight}")
+    if weight > 0 and folder is None:
+        raise Scene4DError("an LPIPS weight needs the folder of LPIPS weights (--lpips-weights)")
+    if weight > 0:
+        lpips_files(Path(folder))
 
 
 def sh_degree_of(splats: Splats) -> int:
@@ -115,9 +122,12 @@ def scene_geometry(cameras: Cameras) -> tuple[float, float, float]:
 
 def initial_points(clip: Clip, count: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """Points [P, 3] and colours [P, 3] at random pixels: unprojected from the Clip's depth when it has
-    depth; else from two-view stereo depth (``curate.stereo``) where the views fix it, at the far bound
-    where stereo finds the pixel too far to measure, and at random depths (uniform in inverse depth
-    between near and far) along the other pixels' rays."""
+    depth; else its SfM points (``sfm_points``) when it has them; else from two-view stereo depth
+    (``curate.stereo``) where the views fix it, at the far bound where stereo finds the pixel too far
+    to measure, and at random depths (uniform in inverse depth between near and far) along the other
+    pixels' rays."""
+    if clip.depth is None and clip.points is not None:
+        return sfm_points(clip, count, generator)
     frames = torch.from_numpy(clip.frames)
     frame = torch.randint(len(clip), (count,), generator=generator)
     row = torch.randint(clip.height, (count,), generator=generator)
@@ -138,6 +148,16 @@ def initial_points(clip: Clip, count: int, generator: torch.Generator) -> tuple[
     points = torch.cat([cameras[int(f)].unproject(pixels[frame == f][None], depth[frame == f][None].float())[0]
                         for f in range(len(clip))])  # fmt: skip
     colors = torch.cat([frames[f, row[frame == f], col[frame == f]] for f in range(len(clip))])
+    return points, colors
+
+
+def sfm_points(clip: Clip, count: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """The Clip's sparse points [P, 3] and colours [P, 3] (3DGS starts from COLMAP's), ``count`` of
+    them drawn at random when there are more."""
+    points, colors = torch.from_numpy(clip.points), torch.from_numpy(clip.point_colors)
+    if len(points) > count:
+        keep = torch.randperm(len(points), generator=generator)[:count]
+        points, colors = points[keep], colors[keep]
     return points, colors
 
 
