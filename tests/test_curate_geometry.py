@@ -137,6 +137,13 @@ def test_masked_sfm_recovers_an_orbit_and_is_deterministic():
         errors.append(rotation_error_deg(estimated, expected))
         turns.append(rotation_error_deg(torch.eye(3, dtype=torch.float64), expected))
     assert np.median(errors) < 1.0 and max(errors) < 0.2 * max(turns)
+    # COLMAP colours each point from the pixels that observe it
+    pixels, depth = first.cameras[[0]].project(torch.from_numpy(first.points)[None])
+    inside = (depth[0] > 0) & (pixels[0] >= 0).all(-1) & (pixels[0, :, 0] < 256) & (pixels[0, :, 1] < 256)
+    col, row = pixels[0, inside].long().T
+    assert int(inside.sum()) > 50
+    worst_channel = np.abs(first.colors[inside.numpy()] - clip.frames[0][row, col]).max(axis=1)
+    assert np.median(worst_channel) < 0.03  # BGR order would read 0.044 here, grey 0.037
 
 
 def test_plausible_focal_lengths_span_common_fields_of_view():

@@ -142,6 +142,31 @@ def test_curate_folder_labels_records_and_resumes(videos, clips, tmp_path):
     assert json.loads((out / "index.jsonl").read_text().splitlines()[-1])["video"] == "single"
 
 
+def test_curated_clips_keep_the_sfm_points_in_their_first_camera_frame():
+    from conftest import random_w2c
+
+    from scene4d.curate.frames import SourceFrames
+    from scene4d.curate.pipeline import curated_clip
+    from scene4d.curate.sfm import SfMResult
+    from scene4d.geometry import Cameras
+
+    generator = torch.Generator().manual_seed(4)
+    cameras = Cameras.from_fov(60.0, 16, 16, random_w2c(3, generator).float())
+    points = np.random.default_rng(4).normal(size=(40, 3)).astype(np.float32)
+    colors = np.random.default_rng(5).random((40, 3)).astype(np.float32)
+    frames = np.zeros((3, 16, 16, 3), np.float32)
+    source = SourceFrames(frames, np.arange(3), 0.0)
+    sfm = SfMResult(cameras, np.arange(3), points, colors)
+    clip = curated_clip(source, np.arange(3), frames, sfm, None, np.zeros((3, 16, 16), np.int32), "spatial", 0.0, {})
+    before, before_depth = cameras.project(torch.from_numpy(points).expand(3, -1, -1))
+    after, after_depth = clip.cameras.project(torch.from_numpy(clip.points).expand(3, -1, -1))
+    torch.testing.assert_close(after, before, atol=1e-3, rtol=1e-4)  # every camera sees them where it did
+    torch.testing.assert_close(after_depth, before_depth, atol=1e-4, rtol=1e-4)
+    np.testing.assert_array_equal(clip.point_colors, colors)
+    empty = SfMResult(cameras, np.arange(3), points[:0], colors[:0])
+    assert curated_clip(source, np.arange(3), frames, empty, None, clip.masks, "spatial", 0.0, {}).points is None
+
+
 def test_curate_command_prints_a_summary_and_rejects_a_bad_shard(videos, tmp_path):
     runner = CliRunner()
     result = runner.invoke(

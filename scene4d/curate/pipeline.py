@@ -27,7 +27,7 @@ from scene4d.curate.flow import static_camera_score
 from scene4d.curate.frames import DecodeConfig, SourceFrames, find_sources, read_source
 from scene4d.curate.masks import MaskConfig, motion_masks, read_user_masks, segmentation_masks, sfm_mask
 from scene4d.curate.motion import motion_strength
-from scene4d.curate.sfm import SfMConfig, centred_intrinsics, estimate_cameras
+from scene4d.curate.sfm import SfMConfig, SfMResult, centred_intrinsics, estimate_cameras
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras
 from scene4d.io import Clip, save_clip
@@ -93,7 +93,7 @@ def curate_frames(
     record.update(motion_strength=strength, label=kind)
     if kind == "reject":
         return Curated({**record, "status": "rejected", "reason": "neither the camera nor objects move"}, None)
-    clip = curated_clip(source, keep, frames, sfm.cameras, depth, objects, kind, strength, per_object)
+    clip = curated_clip(source, keep, frames, sfm, depth, objects, kind, strength, per_object)
     return Curated({**record, "status": "ok", "reason": None}, clip)
 
 
@@ -115,14 +115,15 @@ def curated_clip(
     source: SourceFrames,
     keep: np.ndarray,
     frames: np.ndarray,
-    cameras: Cameras,
+    sfm: SfMResult,
     depth: np.ndarray | None,
     objects: np.ndarray,
     kind: str,
     strength: float,
     per_object: dict[int, float],
 ) -> Clip:
-    """The accepted frames as a Clip; times span [0, 1] over source frame numbers (0 if spatial)."""
+    """The accepted frames as a Clip in the first camera's frame (the SfM points moved with it);
+    times span [0, 1] over source frame numbers (0 if spatial)."""
     index = source.source_index[keep]
     span = max(int(index[-1] - index[0]), 1)
     times = np.zeros(len(index)) if kind == "spatial" else (index - index[0]) / span
@@ -135,7 +136,10 @@ def curated_clip(
         "motion_strength": strength,
         "motion_strength_per_object": {str(k): v for k, v in per_object.items()},
     }
-    return Clip(frames, cameras.relative_to(0), times, depth, objects, meta)
+    first_w2c = sfm.cameras.w2c[0].double().numpy()
+    points = (sfm.points @ first_w2c[:3, :3].T + first_w2c[:3, 3]).astype(np.float32)
+    points, colors = (points, sfm.colors) if len(points) else (None, None)  # a rotating camera has none
+    return Clip(frames, sfm.cameras.relative_to(0), times, depth, objects, meta, points, colors)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ class SfMResult:
     cameras: Cameras  # one per registered frame, in frame order
     registered: np.ndarray  # [R] indices of the registered frames
     points: np.ndarray  # [P, 3] sparse world points of the static scene
+    colors: np.ndarray  # [P, 3] their colours in [0, 1]
 
 
 def estimate_cameras(
@@ -204,8 +205,10 @@ def result_from_reconstruction(reconstruction, names: list[str], shape: tuple[in
         K.append(reconstruction.cameras[image.camera_id].calibration_matrix())
     height, width = shape[1:3]
     cameras = Cameras(torch.tensor(np.stack(K)).float(), torch.tensor(np.stack(w2c)).float(), width, height)
-    xyz = np.array([point.xyz for point in reconstruction.points3D.values()], dtype=np.float32).reshape(-1, 3)
-    return SfMResult(cameras, registered, xyz)
+    points = list(reconstruction.points3D.values())
+    xyz = np.array([point.xyz for point in points], dtype=np.float32).reshape(-1, 3)
+    rgb = np.array([point.color for point in points], dtype=np.float32).reshape(-1, 3) / 255
+    return SfMResult(cameras, registered, xyz, rgb)
 
 
 def rotation_only_cameras(
@@ -234,7 +237,7 @@ def rotation_only_cameras(
     w2c = torch.eye(4, dtype=torch.float64).repeat(len(frames), 1, 1)
     w2c[:, :3, :3] = torch.tensor(np.stack(rotations))
     cameras = Cameras(K.float().expand(len(frames), 3, 3).clone(), w2c.float(), width, height)
-    return SfMResult(cameras, np.arange(len(frames)), np.zeros((0, 3), np.float32))
+    return SfMResult(cameras, np.arange(len(frames)), np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32))
 
 
 def keyframe_homographies(

@@ -126,7 +126,7 @@ def initial_points(clip: Clip, count: int, generator: torch.Generator) -> tuple[
     (``curate.stereo``) where the views fix it, at the far bound where stereo finds the pixel too far
     to measure, and at random depths (uniform in inverse depth between near and far) along the other
     pixels' rays."""
-    if clip.depth is None and clip.points is not None:
+    if clip.depth is None and clip.points is not None and len(clip.points) > 0:
         return sfm_points(clip, count, generator)
     frames = torch.from_numpy(clip.frames)
     frame = torch.randint(len(clip), (count,), generator=generator)
