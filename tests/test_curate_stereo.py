@@ -152,15 +152,20 @@ def test_initial_points_follow_stereo_depth_its_far_pixels_and_random_depths(orb
     assert float(depth[0, bottom].std()) > 0.1 * far  # spread out, not one depth
 
 
-def test_initial_points_are_the_sfm_points_when_the_clip_has_them_and_no_depth(orbit, monkeypatch):
-    monkeypatch.setattr(stereo, "stereo_depth", lambda *args: pytest.fail("stereo ran although SfM points exist"))
+def test_initial_points_are_the_sfm_points_topped_up_from_stereo(orbit, monkeypatch):
+    known = np.full((2, 128, 128), np.inf, np.float32)  # stereo says: everything at the far bound
+    monkeypatch.setattr(stereo, "stereo_depth", lambda *args: known)
     generator = np.random.default_rng(3)
     points = generator.normal(size=(500, 3)).astype(np.float32)
     colors = generator.random((500, 3)).astype(np.float32)
     clip = Clip(orbit.frames[:2], orbit.cameras[[0, 1]], orbit.times[:2], points=points, point_colors=colors)
-    all_of_them, their_colors = initial_points(clip, 1000, torch.Generator().manual_seed(0))
-    np.testing.assert_array_equal(all_of_them.numpy(), points)
-    np.testing.assert_array_equal(their_colors.numpy(), colors)
+    topped_up, topped_up_colors = initial_points(clip, 800, torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(topped_up[:500].numpy(), points)
+    np.testing.assert_array_equal(topped_up_colors[:500].numpy(), colors)
+    _, depth = clip.cameras[[0]].project(topped_up[500:][None])
+    _, _, far = scene_geometry(clip.cameras)
+    assert len(topped_up) == 800
+    assert float(depth.min()) > 0.5 * far  # the 300 others come from the stereo map (at its far bound)
     some, some_colors = initial_points(clip, 100, torch.Generator().manual_seed(0))
     rows = [int(np.flatnonzero((points == point).all(axis=1))[0]) for point in some.numpy()]
     assert len(set(rows)) == 100

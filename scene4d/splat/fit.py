@@ -121,13 +121,23 @@ def scene_geometry(cameras: Cameras) -> tuple[float, float, float]:
 
 
 def initial_points(clip: Clip, count: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """``count`` points [P, 3] and colours [P, 3] to start the Gaussians from: the Clip's SfM points
+    (``sfm_points``) when it has them and no depth, topped up from pixels (``pixel_points``) when
+    they are fewer than ``count`` (COLMAP may register few frames of a small video); else pixels."""
+    if clip.depth is not None or clip.points is None or len(clip.points) == 0:
+        return pixel_points(clip, count, generator)
+    points, colors = sfm_points(clip, count, generator)
+    if len(points) == count:
+        return points, colors
+    more_points, more_colors = pixel_points(clip, count - len(points), generator)
+    return torch.cat([points, more_points]), torch.cat([colors, more_colors])
+
+
+def pixel_points(clip: Clip, count: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """Points [P, 3] and colours [P, 3] at random pixels: unprojected from the Clip's depth when it has
-    depth; else its SfM points (``sfm_points``) when it has them; else from two-view stereo depth
-    (``curate.stereo``) where the views fix it, at the far bound where stereo finds the pixel too far
-    to measure, and at random depths (uniform in inverse depth between near and far) along the other
-    pixels' rays."""
-    if clip.depth is None and clip.points is not None and len(clip.points) > 0:
-        return sfm_points(clip, count, generator)
+    depth; else from two-view stereo depth (``curate.stereo``) where the views fix it, at the far bound
+    where stereo finds the pixel too far to measure, and at random depths (uniform in inverse depth
+    between near and far) along the other pixels' rays."""
     frames = torch.from_numpy(clip.frames)
     frame = torch.randint(len(clip), (count,), generator=generator)
     row = torch.randint(clip.height, (count,), generator=generator)
