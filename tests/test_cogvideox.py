@@ -52,8 +52,9 @@ def test_missing_weights_and_bad_frame_counts_fail_in_one_line(tmp_path):
 def test_cameras_of_generated_frames_come_from_sfm():
     clip = make_clip(SynthConfig(kind="spatial", resolution=96, num_frames=9, trajectory="pan-right"), 1)
     fov_x_deg = float(np.rad2deg(2 * np.arctan(48 / float(clip.cameras.K[0, 0, 0]))))
-    cameras, source = cameras_of_frames(clip.frames, fov_x_deg, "pan-right")
+    sfm, source = cameras_of_frames(clip.frames, fov_x_deg, "pan-right")
     assert source == "sfm"
+    cameras = sfm.cameras
     truth = clip.cameras.relative_to(0).w2c[-1, :3, :3]
     assert rotation_error_deg(cameras.w2c[-1, :3, :3], truth) < 2.0
 

@@ -59,6 +59,12 @@ def test_sfm_points_round_trip_and_nerfstudio_point_clouds(synth_clip, tmp_path)
     loaded = load_clip(folder)
     np.testing.assert_allclose(loaded.points, [[1.5, -2, 3], [0, 0.25, -1]])
     np.testing.assert_allclose(loaded.point_colors, [[1, 0, 0.2], [0, 128 / 255, 1]], atol=1e-6)
+    # other tools write float colours in [0, 1], or none (the points then start grey)
+    floats = [*header[:6], *[f"property float {channel}" for channel in ("red", "green", "blue")], "end_header"]
+    (folder / "sparse_pc.ply").write_text("\n".join([*floats, "1 2 3 0.5 0.25 1", "4 5 6 0 1 0"]) + "\n")
+    np.testing.assert_allclose(load_clip(folder).point_colors, [[0.5, 0.25, 1], [0, 1, 0]])
+    (folder / "sparse_pc.ply").write_text("\n".join([*header[:6], "end_header", "1 2 3", "4 5 6"]) + "\n")
+    np.testing.assert_array_equal(load_clip(folder).point_colors, np.full((2, 3), 0.5, np.float32))
     with pytest.raises(Scene4DError, match="points and point_colors must both be"):
         Clip(synth_clip.frames, synth_clip.cameras, synth_clip.times, points=points[:, :2], point_colors=colors)
     with pytest.raises(Scene4DError, match="come together"):

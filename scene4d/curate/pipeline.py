@@ -136,10 +136,9 @@ def curated_clip(
         "motion_strength": strength,
         "motion_strength_per_object": {str(k): v for k, v in per_object.items()},
     }
-    first_w2c = sfm.cameras.w2c[0].double().numpy()
-    points = (sfm.points @ first_w2c[:3, :3].T + first_w2c[:3, 3]).astype(np.float32)
-    points, colors = (points, sfm.colors) if len(points) else (None, None)  # a rotating camera has none
-    return Clip(frames, sfm.cameras.relative_to(0), times, depth, objects, meta, points, colors)
+    moved = sfm.relative_to_first()
+    points, colors = (moved.points, moved.colors) if len(moved.points) else (None, None)  # a rotating camera has none
+    return Clip(frames, moved.cameras, times, depth, objects, meta, points, colors)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,13 @@ class SfMResult:
     points: np.ndarray  # [P, 3] sparse world points of the static scene
     colors: np.ndarray  # [P, 3] their colours in [0, 1]
 
+    def relative_to_first(self) -> "SfMResult":
+        """The same reconstruction in the first registered camera's frame (``Cameras.relative_to(0)``):
+        every point moves by that camera's world-to-camera transform, so each camera sees it where it did."""
+        first_w2c = self.cameras.w2c[0].double().numpy()
+        points = (self.points @ first_w2c[:3, :3].T + first_w2c[:3, 3]).astype(np.float32)
+        return SfMResult(self.cameras.relative_to(0), self.registered, points, self.colors)
+
 
 def estimate_cameras(
     frames: np.ndarray,  # [T, H, W, 3] in [0, 1]

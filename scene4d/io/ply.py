@@ -103,7 +103,9 @@ def save_point_cloud(path: str | Path, points: np.ndarray, colors: np.ndarray) -
 
 
 def load_point_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Points [P, 3] and colours [P, 3] in [0, 1] of a ``.ply`` (ASCII or binary); grey when it has none."""
+    """Points [P, 3] and colours [P, 3] in [0, 1] of a ``.ply`` (ASCII or binary): 8-bit colours are
+    divided by 255, float ones taken as they are; a cloud without colours is grey (they only seed
+    the Gaussians' colours)."""
     from plyfile import PlyData, PlyParseError
 
     path = Path(path)
@@ -118,7 +120,10 @@ def load_point_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise Scene4DError(f"{path}: a point cloud needs x, y and z fields")
     points = np.stack([np.asarray(vertices[name], np.float32) for name in ("x", "y", "z")], axis=-1)
     if {"red", "green", "blue"} <= set(names):
-        colors = np.stack([np.asarray(vertices[name], np.float32) / 255 for name in ("red", "green", "blue")], axis=-1)
+        colors = np.stack([np.asarray(vertices[name], np.float32) for name in ("red", "green", "blue")], axis=-1)
+        colors = colors / 255 if np.issubdtype(vertices["red"].dtype, np.integer) else colors
     else:
         colors = np.full_like(points, 0.5)
+    if not np.isfinite(points).all() or not ((colors >= 0) & (colors <= 1)).all():
+        raise Scene4DError(f"{path}: points must be finite and colours 0-255 (integers) or 0-1 (floats)")
     return points, colors

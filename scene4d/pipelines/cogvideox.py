@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from scene4d.curate.sfm import SfMResult, estimate_cameras
 from scene4d.directors.lora import activate, restoring_director
 from scene4d.directors.schedule import DirectorSchedule
 from scene4d.errors import Scene4DError
@@ -86,27 +87,28 @@ def generate_cogvideox_frames(
     return np.asarray(output.frames[0], dtype=np.float32)
 
 
-def cameras_of_frames(frames: np.ndarray, fov_x_deg: float, trajectory: str | None) -> tuple[Cameras, str]:
-    """Cameras of generated frames by SfM (``curate.sfm``), else the S-Director's move; also says which."""
-    from scene4d.curate.sfm import estimate_cameras
-
+def cameras_of_frames(frames: np.ndarray, fov_x_deg: float, trajectory: str | None) -> tuple[SfMResult, str]:
+    """Cameras (and sparse points) of generated frames by SfM (``curate.sfm``), in the first frame's
+    camera frame; else the S-Director's move, with no points. Also says which."""
     num_frames, height, width = frames.shape[:3]
     try:
         result = estimate_cameras(frames, None, Cameras.from_fov(fov_x_deg, width, height).K[0])
         if len(result.cameras) == num_frames:
-            return result.cameras.relative_to(0), "sfm"
+            return result.relative_to_first(), "sfm"
         reason = f"SfM registered {len(result.cameras)} of {num_frames} frames"
     except Scene4DError as error:
         reason = str(error)
     if trajectory is None:
         raise Scene4DError(f"{reason}, and no S-Director names the frames' camera move")
-    w2c = named_trajectory_w2c(trajectory, num_frames)
-    return Cameras.from_fov(fov_x_deg, width, height, w2c), f"trajectory {trajectory} ({reason})"
+    cameras = Cameras.from_fov(fov_x_deg, width, height, named_trajectory_w2c(trajectory, num_frames))
+    none = np.zeros((0, 3), np.float32)
+    return SfMResult(cameras, np.arange(num_frames), none, none), f"trajectory {trajectory} ({reason})"
 
 
 def cogvideox_clip(frames: np.ndarray, fov_x_deg: float, trajectory: str | None, meta: dict, moving: bool) -> Clip:
-    """A Clip of CogVideoX frames with cameras from SfM (or the S-Director's move); times span [0, 1] when
-    objects move, else 0."""
-    cameras, source = cameras_of_frames(frames, fov_x_deg, trajectory)
+    """A Clip of CogVideoX frames with cameras (and SfM points) from SfM, or the S-Director's move; times
+    span [0, 1] when objects move, else 0."""
+    sfm, source = cameras_of_frames(frames, fov_x_deg, trajectory)
     times = np.linspace(0, 1, len(frames)) if moving else np.zeros(len(frames))
-    return Clip(frames, cameras, times, meta=meta | {"cameras_from": source})
+    points, colors = (sfm.points, sfm.colors) if len(sfm.points) else (None, None)
+    return Clip(frames, sfm.cameras, times, meta=meta | {"cameras_from": source}, points=points, point_colors=colors)
