@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import warp
 
-from scene4d.eval.camera import chained_rotation, dynamic_degree
+from scene4d.eval.camera import chained_rotation, dynamic_degree, similarity_transform
 from scene4d.geometry.rotations import axis_angle_to_matrix, rotation_error_deg
 from scene4d.synth import SynthConfig, make_clip
 
@@ -58,3 +58,16 @@ def test_dynamic_degree_reads_a_small_object_at_its_speed(speed):
         masks.append(cover[..., 0] > 0.5)
     assert dynamic_degree(np.stack(frames), np.stack(masks)) == pytest.approx(speed, rel=0.15)
     assert dynamic_degree(np.stack(frames), ~np.stack(masks).any(axis=0, keepdims=True).repeat(6, 0)) < 0.1 * speed
+
+
+def test_similarity_transform_recovers_a_known_one():
+    generator = np.random.default_rng(2)
+    source = generator.normal(size=(30, 3))
+    rotation = axis_angle_to_matrix(torch.tensor([0.3, -0.5, 0.8], dtype=torch.float64), torch.tensor(1.1)).numpy()
+    target = 2.5 * source @ rotation.T + np.array([1.0, -2.0, 0.5])
+    scale, found, translation = similarity_transform(source, target + 1e-9 * generator.normal(size=target.shape))
+    assert scale == pytest.approx(2.5, rel=1e-6)
+    np.testing.assert_allclose(found, rotation, atol=1e-6)
+    np.testing.assert_allclose(translation, [1.0, -2.0, 0.5], atol=1e-6)
+    mirrored = source * np.array([1.0, 1.0, -1.0])  # no rotation maps a shape onto its mirror image
+    assert np.linalg.det(similarity_transform(source, mirrored)[1]) == pytest.approx(1.0)

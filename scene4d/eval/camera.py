@@ -56,6 +56,19 @@ def chained_rotation(frames: np.ndarray, K: Tensor) -> Tensor | None:  # noqa: N
     return total
 
 
+def similarity_transform(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(scale s, rotation R [3, 3], translation t [3]) minimising ``sum |s R source_i + t - target_i|^2``
+    over point pairs [N, 3] (Umeyama 1991): how an SfM reconstruction, known up to a similarity, sits
+    in a true world."""
+    mean_source, mean_target = source.mean(axis=0), target.mean(axis=0)
+    centred_source, centred_target = source - mean_source, target - mean_target
+    u, singular, v_t = np.linalg.svd(centred_target.T @ centred_source / len(source))
+    flip = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ v_t))])  # a rotation, never a reflection
+    rotation = u @ flip @ v_t
+    scale = float(np.trace(np.diag(singular) @ flip) / centred_source.var(axis=0).sum())
+    return scale, rotation, mean_target - scale * rotation @ mean_source
+
+
 def dynamic_degree(frames: np.ndarray, masks: np.ndarray, upsample: int = 4) -> float:
     """Mean optical-flow magnitude (pixels of ``frames`` per frame) inside ``masks`` over consecutive frames.
 
