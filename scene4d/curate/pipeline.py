@@ -137,8 +137,7 @@ def curated_clip(
         "motion_strength_per_object": {str(k): v for k, v in per_object.items()},
     }
     moved = sfm.relative_to_first()
-    points, colors = (moved.points, moved.colors) if len(moved.points) else (None, None)  # a rotating camera has none
-    return Clip(frames, moved.cameras, times, depth, objects, meta, points, colors)
+    return Clip(frames, moved.cameras, times, depth, objects, meta, moved.points, moved.colors)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ class Clip:
     depth: np.ndarray | None = None  # [T, H, W] float32, camera z-depth in scene units
     masks: np.ndarray | None = None  # [T, H, W] int32 instance ids, 0 = background
     meta: dict[str, Any] = field(default_factory=dict)
-    points: np.ndarray | None = None  # [P, 3] float32 sparse world points of the static scene (SfM)
+    points: np.ndarray | None = None  # [P, 3] float32 sparse world points of the static scene (SfM); none: None
     point_colors: np.ndarray | None = None  # [P, 3] float32 in [0, 1], given with ``points``
 
     def __post_init__(self) -> None:
@@ -56,6 +56,8 @@ class Clip:
             self.points = np.asarray(self.points, dtype=np.float32)
             self.point_colors = np.asarray(self.point_colors, dtype=np.float32)
             check_points(self.points, self.point_colors)
+            if len(self.points) == 0:  # an empty cloud (a camera that only rotates) is no cloud
+                self.points, self.point_colors = None, None
 
     def __len__(self) -> int:
         return self.frames.shape[0]

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from scene4d.errors import Scene4DError
 from scene4d.io.atomic import atomic_file
+from scene4d.io.clip import check_points
 
 REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", *(f"scale_{i}" for i in range(3)),
             *(f"rot_{i}" for i in range(4))]  # fmt: skip
@@ -53,15 +54,8 @@ def save_ply(path: str | Path, splats: Mapping[str, Tensor]) -> None:
 
 def load_ply(path: str | Path) -> dict[str, Tensor]:
     """Read an INRIA-layout ``.ply`` into splats (float32 tensors, gsplat names)."""
-    from plyfile import PlyData, PlyParseError
-
     path = Path(path)
-    if not path.is_file():
-        raise Scene4DError(f"splat file not found: {path}")
-    try:
-        vertices = PlyData.read(str(path))["vertex"].data
-    except (PlyParseError, KeyError, ValueError, OSError) as error:
-        raise Scene4DError(f"cannot read {path} as a .ply with a vertex element: {error}") from None
+    vertices = read_vertices(path, "splat file")
     names = vertices.dtype.names or ()
     missing = [name for name in REQUIRED if name not in names]
     if missing:
@@ -106,15 +100,8 @@ def load_point_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Points [P, 3] and colours [P, 3] in [0, 1] of a ``.ply`` (ASCII or binary): 8-bit colours are
     divided by 255, float ones taken as they are; a cloud without colours is grey (they only seed
     the Gaussians' colours)."""
-    from plyfile import PlyData, PlyParseError
-
     path = Path(path)
-    if not path.is_file():
-        raise Scene4DError(f"point cloud not found: {path}")
-    try:
-        vertices = PlyData.read(str(path))["vertex"].data
-    except (PlyParseError, KeyError, ValueError, OSError) as error:
-        raise Scene4DError(f"cannot read {path} as a .ply with a vertex element: {error}") from None
+    vertices = read_vertices(path, "point cloud")
     names = vertices.dtype.names or ()
     if not {"x", "y", "z"} <= set(names):
         raise Scene4DError(f"{path}: a point cloud needs x, y and z fields")
@@ -124,6 +111,20 @@ def load_point_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         colors = colors / 255 if np.issubdtype(vertices["red"].dtype, np.integer) else colors
     else:
         colors = np.full_like(points, 0.5)
-    if not np.isfinite(points).all() or not ((colors >= 0) & (colors <= 1)).all():
-        raise Scene4DError(f"{path}: points must be finite and colours 0-255 (integers) or 0-1 (floats)")
+    try:
+        check_points(points, colors)
+    except Scene4DError as error:
+        raise Scene4DError(f"{path}: {error} (colours as 0-255 integers or 0-1 floats)") from None
     return points, colors
+
+
+def read_vertices(path: Path, what: str) -> np.ndarray:
+    """The structured array of a ``.ply``'s vertex element; ``what`` names the file in errors."""
+    from plyfile import PlyData, PlyParseError
+
+    if not path.is_file():
+        raise Scene4DError(f"{what} not found: {path}")
+    try:
+        return PlyData.read(str(path))["vertex"].data
+    except (PlyParseError, KeyError, ValueError, OSError) as error:
+        raise Scene4DError(f"cannot read {path} as a .ply with a vertex element: {error}") from None

@@ -110,5 +110,5 @@ def cogvideox_clip(frames: np.ndarray, fov_x_deg: float, trajectory: str | None,
     span [0, 1] when objects move, else 0."""
     sfm, source = cameras_of_frames(frames, fov_x_deg, trajectory)
     times = np.linspace(0, 1, len(frames)) if moving else np.zeros(len(frames))
-    points, colors = (sfm.points, sfm.colors) if len(sfm.points) else (None, None)
-    return Clip(frames, sfm.cameras, times, meta=meta | {"cameras_from": source}, points=points, point_colors=colors)
+    return Clip(frames, sfm.cameras, times, meta=meta | {"cameras_from": source}, points=sfm.points,
+                point_colors=sfm.colors)  # fmt: skip

@@ -124,7 +124,7 @@ def initial_points(clip: Clip, count: int, generator: torch.Generator) -> tuple[
     """``count`` points [P, 3] and colours [P, 3] to start the Gaussians from: the Clip's SfM points
     (``sfm_points``) when it has them and no depth, topped up from pixels (``pixel_points``) when
     they are fewer than ``count`` (COLMAP may register few frames of a small video); else pixels."""
-    if clip.depth is not None or clip.points is None or len(clip.points) == 0:
+    if clip.depth is not None or clip.points is None:
         return pixel_points(clip, count, generator)
     points, colors = sfm_points(clip, count, generator)
     if len(points) == count:
