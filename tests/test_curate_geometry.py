@@ -146,6 +146,27 @@ def test_masked_sfm_recovers_an_orbit_and_is_deterministic():
     assert np.median(worst_channel) < 0.03  # BGR order would read 0.044 here, grey 0.037
 
 
+def test_points_triangulated_at_known_cameras_lie_on_the_true_surfaces():
+    from scene4d.curate.sfm import triangulate_known_cameras
+
+    clip = make_clip(SynthConfig("spatial", 192, 12, trajectory="orbit-left", props=6), seed=5001)
+    points, colors = triangulate_known_cameras(clip.frames, clip.cameras)
+    # Each point against the synth depth of the frames that see it in front of everything else:
+    # the smallest relative depth error over the frames it projects into.
+    pixels, depth = clip.cameras.project(torch.from_numpy(points)[None].expand(len(clip), -1, -1))
+    inside = (depth > 0) & (pixels >= 0).all(-1) & (pixels < 192).all(-1)
+    col, row = pixels.clamp(0, 191).long().unbind(-1)
+    truth = torch.from_numpy(clip.depth)[torch.arange(len(clip))[:, None], row, col]
+    error = torch.where(inside, (depth - truth).abs() / truth, torch.inf).min(dim=0).values.numpy()
+    # Measured: 343 points, median 0.26%, 67% within 1%; with the focal length 5% too long,
+    # or each frame given its neighbour's pose, the median is 2-4%.
+    assert len(points) > 150
+    assert np.median(error) < 0.006 and np.mean(error < 0.01) > 0.5
+    first = inside[0].numpy()
+    worst_channel = np.abs(colors[first] - clip.frames[0][row[0, first], col[0, first]]).max(axis=1)
+    assert np.median(worst_channel) < 0.03  # measured 0.014; BGR order would read 0.043
+
+
 def test_plausible_focal_lengths_span_common_fields_of_view():
     from scene4d.curate.sfm import plausible_focal
     from scene4d.geometry import Cameras

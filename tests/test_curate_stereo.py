@@ -1,10 +1,12 @@
-"""Two-view stereo depth against OpenCV's triangulation, hand-solved rays and synth ground truth."""
+"""Two-view stereo depth against OpenCV's triangulation, hand-solved rays and synth ground truth; the
+initial points of 3DGS fits built from it and from sparse points."""
 
 import numpy as np
 import pytest
 import torch
 from conftest import warp
 
+import scene4d.curate.sfm as sfm
 import scene4d.curate.stereo as stereo
 from scene4d.geometry import Cameras
 from scene4d.io import Clip
@@ -170,3 +172,34 @@ def test_initial_points_are_the_sfm_points_topped_up_from_stereo(orbit, monkeypa
     rows = [int(np.flatnonzero((points == point).all(axis=1))[0]) for point in some.numpy()]
     assert len(set(rows)) == 100
     np.testing.assert_array_equal(some_colors.numpy(), colors[rows])
+
+
+def test_initial_points_start_from_points_triangulated_at_the_cameras(orbit, monkeypatch):
+    known = np.full((24, 128, 128), np.inf, np.float32)  # stereo says: everything at the far bound
+    monkeypatch.setattr(stereo, "stereo_depth", lambda *args: known)
+    clip = Clip(orbit.frames, orbit.cameras, orbit.times)  # no depth, no points
+    expected, expected_colors = sfm.triangulate_known_cameras(clip.frames, clip.cameras)
+    points, colors = initial_points(clip, 1000, torch.Generator().manual_seed(0))
+    count = len(expected)
+    assert 10 < count < 1000 and len(points) == 1000
+    np.testing.assert_array_equal(points[:count].numpy(), expected)
+    np.testing.assert_array_equal(colors[:count].numpy(), expected_colors)
+    far = scene_geometry(clip.cameras)[2]
+    assert float(torch.cdist(points[count:], clip.cameras.centers).min()) > 0.5 * far  # the rest: stereo's
+    stereo_only, _ = initial_points(clip, 1000, torch.Generator().manual_seed(0), triangulate=False)
+    assert float(torch.cdist(stereo_only, clip.cameras.centers).min()) > 0.5 * far
+
+
+def test_triangulation_skips_masked_pixels_only_when_the_clip_spans_several_times(orbit, monkeypatch):
+    from scene4d.splat.fit import triangulated_points
+
+    seen = []
+    monkeypatch.setattr(sfm, "triangulate_known_cameras", lambda frames, cameras, moving: seen.append(moving) or
+                        (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)))  # fmt: skip
+    masks = np.zeros((2, 128, 128), np.int32)
+    masks[:, 10:20, 30:50] = 2
+    still = Clip(orbit.frames[:2], orbit.cameras[[0, 1]], np.zeros(2), masks=masks)
+    moving = Clip(orbit.frames[:2], orbit.cameras[[0, 1]], np.array([0.0, 0.5]), masks=masks)
+    assert triangulated_points(still).points is None and triangulated_points(moving).points is None
+    assert seen[0] is None
+    np.testing.assert_array_equal(seen[1], masks > 0)

@@ -6,7 +6,9 @@ mapper is COLMAP's incremental pipeline, and the largest reconstruction is kept.
 writing frames and masks where COLMAP reads them, converting the result to ``Cameras``, and
 a fallback for cameras that only rotate (pan, tilt, roll, or a tripod): with no parallax COLMAP
 cannot triangulate an initial pair, but then every static pixel follows one homography
-H = K R K^-1, and the rotations come from those homographies.
+H = K R K^-1, and the rotations come from those homographies. Where the cameras are already known
+(a synth or generated Clip), ``triangulate_known_cameras`` only triangulates the matches at them,
+the sparse points 3DGS starts from.
 COLMAP and scene4d share the camera convention (OpenCV axes, world-to-camera, pixel centres at
 +0.5), so no axis flips are needed.
 """
@@ -93,36 +95,120 @@ def masked_sfm(
     """Camera poses and sparse static points of a video; raises ``Scene4DError`` when SfM fails."""
     import pycolmap
 
-    pycolmap.logging.minloglevel = 2  # warnings and errors only
-    if moving is not None and moving.shape != frames.shape[:3]:
-        raise Scene4DError(f"sfm: masks {list(moving.shape)} do not match frames {list(frames.shape[:3])}")
     with tempfile.TemporaryDirectory(prefix="scene4d-sfm-") as scratch:
         scratch = Path(scratch)
-        names = write_colmap_inputs(scratch, frames, moving)
-        database = scratch / "database.db"
-        pycolmap.extract_features(
-            database,
-            scratch / "images",
-            image_names=names,
-            camera_mode=pycolmap.CameraMode.SINGLE,
-            reader_options=reader_options(scratch if moving is not None else None, K),
-            extraction_options=extraction_options(config),
-            device=pycolmap.Device.cpu,
-        )
-        pycolmap.match_sequential(
-            database,
-            pairing_options=pycolmap.SequentialPairingOptions(overlap=config.overlap, quadratic_overlap=False),
-            matching_options=matching_options(config),
-            verification_options=verification_options(config),
-            device=pycolmap.Device.cpu,
-        )
-        models = pycolmap.incremental_mapping(
-            database, scratch / "images", scratch / "sparse", options=mapper_options(config, K is not None)
-        )
+        names = extract_and_match(scratch, frames, moving, K, config)
+        options = mapper_options(config, K is not None)
+        models = pycolmap.incremental_mapping(scratch / "database.db", scratch / "images", scratch / "sparse", options)
     if not models:
         raise Scene4DError("sfm: COLMAP found no initial pair (too little texture or parallax)")
     largest = max(models.values(), key=lambda model: model.num_reg_images())
     return result_from_reconstruction(largest, names, frames.shape)
+
+
+def triangulate_known_cameras(
+    frames: np.ndarray,  # [T, H, W, 3] in [0, 1]
+    cameras: Cameras,  # [T] the frames' cameras, kept as they are
+    moving: np.ndarray | None = None,  # [T, H, W] bool, potentially moving pixels (no features there)
+    config: SfMConfig = SfMConfig(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse static points [P, 3] and their colours [P, 3] in [0, 1] where the cameras are known:
+    COLMAP's features and verified sequential matches, triangulated at the given poses and
+    intrinsics (``pycolmap.triangulate_points``; nothing is re-estimated). Empty when no match
+    survives (too little texture) or there is a single frame."""
+    import pycolmap
+
+    if len(cameras) != len(frames):
+        raise Scene4DError(f"sfm: {len(cameras)} cameras for {len(frames)} frames")
+    if len(frames) < 2:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
+    with tempfile.TemporaryDirectory(prefix="scene4d-sfm-") as scratch:
+        scratch = Path(scratch)
+        names = extract_and_match(scratch, frames, moving, cameras.K[0], config, per_frame_cameras=True)
+        reconstruction = posed_reconstruction(scratch / "database.db", names, cameras)
+        options = mapper_options(config, intrinsics_known=True)
+        triangulated = pycolmap.triangulate_points(
+            reconstruction, scratch / "database.db", scratch / "images", scratch / "sparse", options=options
+        )
+    points = list(triangulated.points3D.values())
+    xyz = np.array([point.xyz for point in points], dtype=np.float32).reshape(-1, 3)
+    rgb = np.array([point.color for point in points], dtype=np.float32).reshape(-1, 3) / 255
+    return xyz, rgb
+
+
+def extract_and_match(
+    scratch: Path,
+    frames: np.ndarray,  # [T, H, W, 3] in [0, 1]
+    moving: np.ndarray | None,  # [T, H, W] bool
+    K: Tensor | None,  # [3, 3]  # noqa: N803
+    config: SfMConfig,
+    per_frame_cameras: bool = False,
+) -> list[str]:
+    """SIFT features (none on ``moving`` pixels) and verified sequential matches of ``frames`` in
+    ``scratch/database.db``, the frames written to ``scratch/images``; returns the image names in
+    frame order. One COLMAP camera for all frames, or one per frame with ``per_frame_cameras``."""
+    import pycolmap
+
+    pycolmap.logging.minloglevel = 2  # warnings and errors only
+    if moving is not None and moving.shape != frames.shape[:3]:
+        raise Scene4DError(f"sfm: masks {list(moving.shape)} do not match frames {list(frames.shape[:3])}")
+    names = write_colmap_inputs(scratch, frames, moving)
+    mode = pycolmap.CameraMode.PER_IMAGE if per_frame_cameras else pycolmap.CameraMode.SINGLE
+    pycolmap.extract_features(
+        scratch / "database.db",
+        scratch / "images",
+        image_names=names,
+        camera_mode=mode,
+        reader_options=reader_options(scratch if moving is not None else None, K),
+        extraction_options=extraction_options(config),
+        device=pycolmap.Device.cpu,
+    )
+    pycolmap.match_sequential(
+        scratch / "database.db",
+        pairing_options=pycolmap.SequentialPairingOptions(overlap=config.overlap, quadratic_overlap=False),
+        matching_options=matching_options(config),
+        verification_options=verification_options(config),
+        device=pycolmap.Device.cpu,
+    )
+    return names
+
+
+def posed_reconstruction(database_path: Path, names: list[str], cameras: Cameras):
+    """A pycolmap ``Reconstruction`` of the database's images, every frame registered at its known
+    pose (our w2c is COLMAP's ``cam_from_world``) with its own intrinsics, and no points yet. The
+    database's cameras take the same intrinsics, so matching and triangulation agree."""
+    import pycolmap
+
+    index_of = {name: index for index, name in enumerate(names)}
+    reconstruction = pycolmap.Reconstruction()
+    database = pycolmap.Database.open(database_path)
+    try:
+        images = database.read_all_images()
+        for image in images:
+            camera = database.read_camera(image.camera_id)
+            K = cameras.K[index_of[image.name]].double()  # noqa: N806
+            camera.params = [float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])]
+            database.update_camera(camera)
+            reconstruction.add_camera(camera)
+        for rig in database.read_all_rigs():
+            reconstruction.add_rig(rig)
+        frames = {frame.frame_id: frame for frame in database.read_all_frames()}
+        for image in images:
+            index = index_of[image.name]
+            w2c = cameras.w2c[index].double().numpy()
+            frame = frames[image.frame_id]
+            frame.rig_from_world = pycolmap.Rigid3d(pycolmap.Rotation3d(w2c[:3, :3]), w2c[:3, 3])
+            reconstruction.add_frame(frame)
+            keypoints = database.read_keypoints(image.image_id)[:, :2]
+            posed = pycolmap.Image(
+                name=image.name, keypoints=keypoints, camera_id=image.camera_id, image_id=image.image_id
+            )
+            posed.frame_id = image.frame_id
+            reconstruction.add_image(posed)
+            reconstruction.register_frame(image.frame_id)
+    finally:
+        database.close()
+    return reconstruction
 
 
 def write_colmap_inputs(folder: Path, frames: np.ndarray, moving: np.ndarray | None) -> list[str]:

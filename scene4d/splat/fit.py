@@ -10,7 +10,7 @@ a crash or Ctrl-C.
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ class FitConfig:
     lpips_weight: float = 0.0  # weight of LPIPS in eq. 3 (DimensionX); needs lpips_weights
     lpips_weights: str | None = None  # folder with the LPIPS weight files (eval.lpips.load_lpips)
     init_points: int = 20_000
+    triangulate: bool = True  # no depth and no points: start from matches triangulated at the cameras
     init_opacity: float = 0.1
     lr_means: float = 1.6e-4  # times the scene scale, decayed exponentially to lr_means_final
     lr_means_final: float = 1.6e-6
@@ -120,17 +121,36 @@ def scene_geometry(cameras: Cameras) -> tuple[float, float, float]:
     return max(spread, 0.25 * distance), 0.2 * distance, 5.0 * distance
 
 
-def initial_points(clip: Clip, count: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """``count`` points [P, 3] and colours [P, 3] to start the Gaussians from: the Clip's SfM points
-    (``sfm_points``) when it has them and no depth, topped up from pixels (``pixel_points``) when
-    they are fewer than ``count`` (COLMAP may register few frames of a small video); else pixels."""
-    if clip.depth is not None or clip.points is None:
+def initial_points(
+    clip: Clip, count: int, generator: torch.Generator, triangulate: bool = True
+) -> tuple[Tensor, Tensor]:
+    """``count`` points [P, 3] and colours [P, 3] to start the Gaussians from: pixels unprojected at
+    the Clip's depth when it has depth; else its SfM points (``sfm_points``), or when it has none
+    (and ``triangulate``) matches triangulated at its cameras (``triangulated_points``), topped up
+    from pixels (``pixel_points``) when they are fewer than ``count``, as a few hundred usually are."""
+    if clip.depth is not None:
+        return pixel_points(clip, count, generator)
+    if clip.points is None and triangulate:
+        clip = triangulated_points(clip)
+    if clip.points is None:
         return pixel_points(clip, count, generator)
     points, colors = sfm_points(clip, count, generator)
     if len(points) == count:
         return points, colors
     more_points, more_colors = pixel_points(clip, count - len(points), generator)
     return torch.cat([points, more_points]), torch.cat([colors, more_colors])
+
+
+def triangulated_points(clip: Clip) -> Clip:
+    """``clip`` with sparse points triangulated from COLMAP's matches at its own cameras
+    (``curate.sfm.triangulate_known_cameras``); none when nothing matches. When its frames span
+    several times, its masked pixels (objects that may move) give no features."""
+    from scene4d.curate.sfm import triangulate_known_cameras
+
+    dynamic = len(np.unique(clip.times)) > 1
+    moving = clip.masks > 0 if dynamic and clip.masks is not None else None
+    points, colors = triangulate_known_cameras(clip.frames, clip.cameras, moving)
+    return replace(clip, points=points, point_colors=colors)
 
 
 def pixel_points(clip: Clip, count: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -177,7 +197,7 @@ def initial_splats(clip: Clip, config: FitConfig) -> Splats:
     from scipy.spatial import cKDTree
 
     generator = torch.Generator().manual_seed(config.seed)
-    points, colors = initial_points(clip, config.init_points, generator)
+    points, colors = initial_points(clip, config.init_points, generator, config.triangulate)
     valid = torch.isfinite(points).all(dim=-1)
     points, colors = points[valid], colors[valid]
     if points.shape[0] < 4:
