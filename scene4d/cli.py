@@ -207,7 +207,8 @@ def reconstruct(
         int,
         typer.Option(
             help="Initial Gaussians: pixels unprojected with the clip's depth maps, else its SfM points "
-            "(transforms.json's ply_file_path; at most this many), else two-view stereo depth."
+            "(transforms.json's ply_file_path; at most this many), else SIFT matches triangulated at its "
+            "cameras; topped up from two-view stereo depth."
         ),
     ] = 20_000,
     depth_weight: Annotated[
