@@ -146,25 +146,42 @@ def test_masked_sfm_recovers_an_orbit_and_is_deterministic():
     assert np.median(worst_channel) < 0.03  # BGR order would read 0.044 here, grey 0.037
 
 
+def zoomed_in(frames: np.ndarray, K: torch.Tensor, crop: int) -> tuple[np.ndarray, torch.Tensor]:  # noqa: N803
+    """``frames`` [T, H, W, 3] with ``crop`` pixels cut off each side and resized back (a digital
+    zoom), and their intrinsics ``K`` [T, 3, 3]: pixel u becomes (u - crop) x factor."""
+    import cv2
+
+    size = frames.shape[1]
+    factor = size / (size - 2 * crop)
+    cropped = frames[:, crop:-crop, crop:-crop]
+    zoomed = np.stack([cv2.resize(frame, (size, size), interpolation=cv2.INTER_CUBIC) for frame in cropped])
+    shift_scale = torch.tensor([[factor, 0, -crop * factor], [0, factor, -crop * factor], [0, 0, 1]])
+    return zoomed.clip(0, 1), shift_scale @ K
+
+
 def test_points_triangulated_at_known_cameras_lie_on_the_true_surfaces():
     from scene4d.curate.sfm import triangulate_known_cameras
+    from scene4d.geometry import Cameras
 
     clip = make_clip(SynthConfig("spatial", 192, 12, trajectory="orbit-left", props=6), seed=5001)
-    points, colors = triangulate_known_cameras(clip.frames, clip.cameras)
-    # Each point against the synth depth of the frames that see it in front of everything else:
-    # the smallest relative depth error over the frames it projects into.
-    pixels, depth = clip.cameras.project(torch.from_numpy(points)[None].expand(len(clip), -1, -1))
+    frames, K = clip.frames.copy(), clip.cameras.K.clone()  # noqa: N806
+    frames[1::2], K[1::2] = zoomed_in(frames[1::2], K[1::2], crop=16)  # every other frame zoomed 1.2x
+    points, colors = triangulate_known_cameras(frames, Cameras(K, clip.cameras.w2c, 192, 192))
+    # Each point against the synth depth of the unzoomed frames: the smallest relative depth error
+    # over those it projects into (in one of them it is seen in front of everything else).
+    even = clip.cameras[list(range(0, 12, 2))]
+    pixels, depth = even.project(torch.from_numpy(points)[None].expand(6, -1, -1))
     inside = (depth > 0) & (pixels >= 0).all(-1) & (pixels < 192).all(-1)
     col, row = pixels.clamp(0, 191).long().unbind(-1)
-    truth = torch.from_numpy(clip.depth)[torch.arange(len(clip))[:, None], row, col]
+    truth = torch.from_numpy(clip.depth[::2])[torch.arange(6)[:, None], row, col]
     error = torch.where(inside, (depth - truth).abs() / truth, torch.inf).min(dim=0).values.numpy()
-    # Measured: 343 points, median 0.26%, 67% within 1%; with the focal length 5% too long,
-    # or each frame given its neighbour's pose, the median is 2-4%.
+    # Measured: 276 points, median 0.64%, 55% within 1%. With the frames' poses shifted by one,
+    # median 2.0% and 30%; with the unzoomed intrinsics for every frame, 10.5% and 20%.
     assert len(points) > 150
-    assert np.median(error) < 0.006 and np.mean(error < 0.01) > 0.5
+    assert np.median(error) < 0.01 and np.mean(error < 0.01) > 0.45
     first = inside[0].numpy()
     worst_channel = np.abs(colors[first] - clip.frames[0][row[0, first], col[0, first]]).max(axis=1)
-    assert np.median(worst_channel) < 0.03  # measured 0.014; BGR order would read 0.043
+    assert np.median(worst_channel) < 0.035  # measured 0.025; BGR order would read 0.042
 
 
 def test_plausible_focal_lengths_span_common_fields_of_view():

@@ -175,31 +175,48 @@ def test_initial_points_are_the_sfm_points_topped_up_from_stereo(orbit, monkeypa
 
 
 def test_initial_points_start_from_points_triangulated_at_the_cameras(orbit, monkeypatch):
-    known = np.full((24, 128, 128), np.inf, np.float32)  # stereo says: everything at the far bound
+    known = np.full((3, 128, 128), np.inf, np.float32)  # stereo says: everything at the far bound
     monkeypatch.setattr(stereo, "stereo_depth", lambda *args: known)
-    clip = Clip(orbit.frames, orbit.cameras, orbit.times)  # no depth, no points
-    expected, expected_colors = sfm.triangulate_known_cameras(clip.frames, clip.cameras)
-    points, colors = initial_points(clip, 1000, torch.Generator().manual_seed(0))
-    count = len(expected)
-    assert 10 < count < 1000 and len(points) == 1000
-    np.testing.assert_array_equal(points[:count].numpy(), expected)
-    np.testing.assert_array_equal(colors[:count].numpy(), expected_colors)
+    generator = np.random.default_rng(4)
+    triangulated = generator.normal(size=(40, 3)).astype(np.float32), generator.random((40, 3)).astype(np.float32)
+    calls = []
+
+    def triangulate(frames, cameras, moving):
+        calls.append((frames, cameras))
+        return triangulated
+
+    monkeypatch.setattr(sfm, "triangulate_known_cameras", triangulate)
+    clip = Clip(orbit.frames[:3], orbit.cameras[[0, 1, 2]], orbit.times[:3])  # no depth, no points
+    points, colors = initial_points(clip, 500, torch.Generator().manual_seed(0))
+    assert len(calls) == 1 and calls[0][0] is clip.frames and calls[0][1] is clip.cameras
+    np.testing.assert_array_equal(points[:40].numpy(), triangulated[0])
+    np.testing.assert_array_equal(colors[:40].numpy(), triangulated[1])
     far = scene_geometry(clip.cameras)[2]
-    assert float(torch.cdist(points[count:], clip.cameras.centers).min()) > 0.5 * far  # the rest: stereo's
-    stereo_only, _ = initial_points(clip, 1000, torch.Generator().manual_seed(0), triangulate=False)
-    assert float(torch.cdist(stereo_only, clip.cameras.centers).min()) > 0.5 * far
+    assert len(points) == 500
+    assert float(torch.cdist(points[40:], clip.cameras.centers).min()) > 0.5 * far  # the rest: stereo's
+    stereo_only, _ = initial_points(clip, 500, torch.Generator().manual_seed(0), triangulate=False)
+    assert len(calls) == 1 and float(torch.cdist(stereo_only, clip.cameras.centers).min()) > 0.5 * far
 
 
-def test_triangulation_skips_masked_pixels_only_when_the_clip_spans_several_times(orbit, monkeypatch):
+def test_triangulation_skips_dilated_masks_only_when_the_clip_spans_several_times(orbit, monkeypatch):
+    from scene4d.curate.masks import MaskConfig, sfm_mask
     from scene4d.splat.fit import triangulated_points
 
     seen = []
-    monkeypatch.setattr(sfm, "triangulate_known_cameras", lambda frames, cameras, moving: seen.append(moving) or
-                        (np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)))  # fmt: skip
+
+    def triangulate(frames, cameras, moving):
+        seen.append(moving)
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
+
+    monkeypatch.setattr(sfm, "triangulate_known_cameras", triangulate)
     masks = np.zeros((2, 128, 128), np.int32)
-    masks[:, 10:20, 30:50] = 2
-    still = Clip(orbit.frames[:2], orbit.cameras[[0, 1]], np.zeros(2), masks=masks)
-    moving = Clip(orbit.frames[:2], orbit.cameras[[0, 1]], np.array([0.0, 0.5]), masks=masks)
-    assert triangulated_points(still).points is None and triangulated_points(moving).points is None
-    assert seen[0] is None
-    np.testing.assert_array_equal(seen[1], masks > 0)
+    masks[:, 10:20, 30:50], masks[:, 60:70, 60:90] = 1, 2
+    frames, cameras = orbit.frames[:2], orbit.cameras[[0, 1]]
+    assert triangulated_points(Clip(frames, cameras, np.zeros(2), masks=masks)).points is None
+    assert seen == [None]  # one time: nothing moves
+    triangulated_points(Clip(frames, cameras, np.array([0.0, 0.5]), masks=masks))
+    expected = sfm_mask(masks, MaskConfig().dilate)
+    assert expected.sum() > (masks > 0).sum()
+    np.testing.assert_array_equal(seen[1], expected)
+    unmasked = Clip(frames, cameras, np.array([0.0, 0.5]))
+    assert triangulated_points(unmasked) is unmasked and len(seen) == 2  # objects may move: no points

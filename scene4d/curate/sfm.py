@@ -113,9 +113,9 @@ def triangulate_known_cameras(
     config: SfMConfig = SfMConfig(),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sparse static points [P, 3] and their colours [P, 3] in [0, 1] where the cameras are known:
-    COLMAP's features and verified sequential matches, triangulated at the given poses and
-    intrinsics (``pycolmap.triangulate_points``; nothing is re-estimated). Empty when no match
-    survives (too little texture) or there is a single frame."""
+    COLMAP's features and sequential matches, verified and triangulated at the given poses and
+    per-frame intrinsics (``pycolmap.triangulate_points``; nothing is re-estimated). Empty when no
+    match survives (too little texture) or there is a single frame."""
     import pycolmap
 
     if len(cameras) != len(frames):
@@ -124,45 +124,44 @@ def triangulate_known_cameras(
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32)
     with tempfile.TemporaryDirectory(prefix="scene4d-sfm-") as scratch:
         scratch = Path(scratch)
-        names = extract_and_match(scratch, frames, moving, cameras.K[0], config, per_frame_cameras=True)
-        reconstruction = posed_reconstruction(scratch / "database.db", names, cameras)
+        names = extract_and_match(scratch, frames, moving, cameras.K, config)
+        reconstruction = posed_reconstruction(scratch / "database.db", names, cameras.w2c)
         options = mapper_options(config, intrinsics_known=True)
         triangulated = pycolmap.triangulate_points(
             reconstruction, scratch / "database.db", scratch / "images", scratch / "sparse", options=options
         )
-    points = list(triangulated.points3D.values())
-    xyz = np.array([point.xyz for point in points], dtype=np.float32).reshape(-1, 3)
-    rgb = np.array([point.color for point in points], dtype=np.float32).reshape(-1, 3) / 255
-    return xyz, rgb
+    return points_and_colors(triangulated)
 
 
 def extract_and_match(
     scratch: Path,
     frames: np.ndarray,  # [T, H, W, 3] in [0, 1]
     moving: np.ndarray | None,  # [T, H, W] bool
-    K: Tensor | None,  # [3, 3]  # noqa: N803
+    K: Tensor | None,  # [3, 3] shared, [T, 3, 3] per frame, or None (estimated)  # noqa: N803
     config: SfMConfig,
-    per_frame_cameras: bool = False,
 ) -> list[str]:
     """SIFT features (none on ``moving`` pixels) and verified sequential matches of ``frames`` in
     ``scratch/database.db``, the frames written to ``scratch/images``; returns the image names in
-    frame order. One COLMAP camera for all frames, or one per frame with ``per_frame_cameras``."""
+    frame order. One COLMAP camera for all frames, or one per frame when ``K`` is per frame (set
+    before matching, so that verification uses each frame's own intrinsics)."""
     import pycolmap
 
     pycolmap.logging.minloglevel = 2  # warnings and errors only
     if moving is not None and moving.shape != frames.shape[:3]:
         raise Scene4DError(f"sfm: masks {list(moving.shape)} do not match frames {list(frames.shape[:3])}")
     names = write_colmap_inputs(scratch, frames, moving)
-    mode = pycolmap.CameraMode.PER_IMAGE if per_frame_cameras else pycolmap.CameraMode.SINGLE
+    per_frame = K is not None and K.ndim == 3
     pycolmap.extract_features(
         scratch / "database.db",
         scratch / "images",
         image_names=names,
-        camera_mode=mode,
-        reader_options=reader_options(scratch if moving is not None else None, K),
+        camera_mode=pycolmap.CameraMode.PER_IMAGE if per_frame else pycolmap.CameraMode.SINGLE,
+        reader_options=reader_options(scratch if moving is not None else None, K[0] if per_frame else K),
         extraction_options=extraction_options(config),
         device=pycolmap.Device.cpu,
     )
+    if per_frame:
+        set_frame_intrinsics(scratch / "database.db", names, K)
     pycolmap.match_sequential(
         scratch / "database.db",
         pairing_options=pycolmap.SequentialPairingOptions(overlap=config.overlap, quadratic_overlap=False),
@@ -173,32 +172,41 @@ def extract_and_match(
     return names
 
 
-def posed_reconstruction(database_path: Path, names: list[str], cameras: Cameras):
-    """A pycolmap ``Reconstruction`` of the database's images, every frame registered at its known
-    pose (our w2c is COLMAP's ``cam_from_world``) with its own intrinsics, and no points yet. The
-    database's cameras take the same intrinsics, so matching and triangulation agree."""
+def set_frame_intrinsics(database_path: Path, names: list[str], K: Tensor) -> None:  # noqa: N803
+    """Give each image's own (PINHOLE) COLMAP camera the intrinsics ``K`` [T, 3, 3] of its frame."""
+    import pycolmap
+
+    index_of = {name: index for index, name in enumerate(names)}
+    database = pycolmap.Database.open(database_path)
+    try:
+        for image in database.read_all_images():
+            camera = database.read_camera(image.camera_id)
+            frame_K = K[index_of[image.name]].double()  # noqa: N806
+            camera.params = [float(frame_K[0, 0]), float(frame_K[1, 1]), float(frame_K[0, 2]), float(frame_K[1, 2])]
+            database.update_camera(camera)
+    finally:
+        database.close()
+
+
+def posed_reconstruction(database_path: Path, names: list[str], w2c: Tensor) -> "pycolmap.Reconstruction":  # noqa: F821
+    """A pycolmap ``Reconstruction`` of the database's cameras and images, each frame registered at
+    its known pose ``w2c`` [T, 4, 4] (our w2c is COLMAP's ``cam_from_world``), and no points yet."""
     import pycolmap
 
     index_of = {name: index for index, name in enumerate(names)}
     reconstruction = pycolmap.Reconstruction()
     database = pycolmap.Database.open(database_path)
     try:
-        images = database.read_all_images()
-        for image in images:
-            camera = database.read_camera(image.camera_id)
-            K = cameras.K[index_of[image.name]].double()  # noqa: N806
-            camera.params = [float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])]
-            database.update_camera(camera)
+        for camera in database.read_all_cameras():
             reconstruction.add_camera(camera)
         for rig in database.read_all_rigs():
             reconstruction.add_rig(rig)
-        frames = {frame.frame_id: frame for frame in database.read_all_frames()}
-        for image in images:
-            index = index_of[image.name]
-            w2c = cameras.w2c[index].double().numpy()
-            frame = frames[image.frame_id]
-            frame.rig_from_world = pycolmap.Rigid3d(pycolmap.Rotation3d(w2c[:3, :3]), w2c[:3, 3])
-            reconstruction.add_frame(frame)
+        colmap_frames = {frame.frame_id: frame for frame in database.read_all_frames()}
+        for image in database.read_all_images():
+            pose = w2c[index_of[image.name]].double().numpy()
+            colmap_frame = colmap_frames[image.frame_id]
+            colmap_frame.rig_from_world = pycolmap.Rigid3d(pycolmap.Rotation3d(pose[:3, :3]), pose[:3, 3])
+            reconstruction.add_frame(colmap_frame)
             keypoints = database.read_keypoints(image.image_id)[:, :2]
             posed = pycolmap.Image(
                 name=image.name, keypoints=keypoints, camera_id=image.camera_id, image_id=image.image_id
@@ -298,10 +306,15 @@ def result_from_reconstruction(reconstruction, names: list[str], shape: tuple[in
         K.append(reconstruction.cameras[image.camera_id].calibration_matrix())
     height, width = shape[1:3]
     cameras = Cameras(torch.tensor(np.stack(K)).float(), torch.tensor(np.stack(w2c)).float(), width, height)
+    return SfMResult(cameras, registered, *points_and_colors(reconstruction))
+
+
+def points_and_colors(reconstruction) -> tuple[np.ndarray, np.ndarray]:
+    """A reconstruction's 3D points [P, 3] and their colours [P, 3] in [0, 1]."""
     points = list(reconstruction.points3D.values())
     xyz = np.array([point.xyz for point in points], dtype=np.float32).reshape(-1, 3)
     rgb = np.array([point.color for point in points], dtype=np.float32).reshape(-1, 3) / 255
-    return SfMResult(cameras, registered, xyz, rgb)
+    return xyz, rgb
 
 
 def rotation_only_cameras(

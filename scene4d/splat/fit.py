@@ -144,11 +144,16 @@ def initial_points(
 def triangulated_points(clip: Clip) -> Clip:
     """``clip`` with sparse points triangulated from COLMAP's matches at its own cameras
     (``curate.sfm.triangulate_known_cameras``); none when nothing matches. When its frames span
-    several times, its masked pixels (objects that may move) give no features."""
+    several times, objects may move between them: its masked pixels, dilated as for masked SfM,
+    give no features, and without masks nothing is triangulated."""
+    from scene4d.curate.masks import MaskConfig, sfm_mask
     from scene4d.curate.sfm import triangulate_known_cameras
 
-    dynamic = len(np.unique(clip.times)) > 1
-    moving = clip.masks > 0 if dynamic and clip.masks is not None else None
+    moving = None
+    if len(np.unique(clip.times)) > 1:
+        if clip.masks is None:
+            return clip
+        moving = sfm_mask(clip.masks, MaskConfig().dilate)
     points, colors = triangulate_known_cameras(clip.frames, clip.cameras, moving)
     return replace(clip, points=points, point_colors=colors)
 
