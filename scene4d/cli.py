@@ -248,7 +248,7 @@ def fit_with_progress(
 
     label = "3DGS" if warmup is None else "4DGS"
     with progress_bar() as progress:
-        task = progress.add_task(label, total=config.iterations)
+        task = progress.add_task(f"{label}: initial points", total=config.iterations)  # until the first step
 
         def on_step(step: int, loss: float) -> None:
             progress.update(task, completed=step, description=f"{label} loss {loss:.4f}")
