@@ -39,11 +39,18 @@ def test_residual_motion_ignores_the_camera_and_sees_objects():
 
 
 def test_matched_pixels_are_many_for_views_of_one_scene_and_few_otherwise():
-    clip = make_clip(SynthConfig(kind="spatial", resolution=128, num_frames=6, trajectory="orbit-left"), 3)
-    unrelated = smooth_texture(np.random.default_rng(5), 128)  # synth scenes share texture photos: use noise
-    same_scene = matched_pixels(clip.frames[0], clip.frames[1])
-    different = matched_pixels(clip.frames[0], unrelated)
-    assert same_scene >= 15 and same_scene > 3 * different  # synth textures are smooth: SIFT finds few
+    clip = make_clip(SynthConfig(kind="spatial", resolution=64, num_frames=6, trajectory="orbit-left"), 3)
+    unrelated = smooth_texture(np.random.default_rng(5), 64)  # synth scenes share texture photos: use noise
+    # Measured: 3024 of 4096 pixels between neighbouring views, 72 against the noise.
+    assert matched_pixels(clip.frames[0], clip.frames[1]) > 0.6 * 64 * 64
+    assert matched_pixels(clip.frames[0], unrelated) < 0.05 * 64 * 64
+
+
+def test_matched_pixels_of_a_shifted_view_are_those_still_in_frame():
+    texture = smooth_texture(np.random.default_rng(7), 72)[:64]
+    view_a, view_b = texture[:, :64], texture[:, 3:67]  # the camera moved 3 px right: a's first 3 columns left
+    matched = matched_pixels(view_a, view_b)
+    assert 0.9 * 64 * 61 <= matched <= 64 * 61 + 64  # every pixel still in view, within a column at the edge
 
 
 def test_temporal_consistency_is_one_for_a_still_video_and_low_for_noise():

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from scene4d.curate.flow import dense_flow, flow_samples
+from scene4d.curate.flow import dense_flow, flow_samples, upsampled_flow
 from scene4d.geometry.rotations import rotation_error_deg
 
 
@@ -72,21 +72,15 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> tuple[float,
 def dynamic_degree(frames: np.ndarray, masks: np.ndarray, upsample: int = 4) -> float:
     """Mean optical-flow magnitude (pixels of ``frames`` per frame) inside ``masks`` over consecutive frames.
 
-    ``frames`` [T, H, W, 3]; ``masks`` [T, H, W] bool, the region of frame t measured. Each pair is
-    upsampled ``upsample`` times (bicubic) and its DIS flow refined at full resolution, then
-    area-averaged back: DIS matches 8-pixel patches, so on frames of 64 pixels it cannot resolve
-    an object a few pixels wide and reads its motion several times too low.
+    ``frames`` [T, H, W, 3]; ``masks`` [T, H, W] bool, the region of frame t measured. The flow of
+    each pair is ``curate.flow.upsampled_flow`` (``upsample`` times finer, so that objects a few
+    pixels wide are resolved).
     """
-    import cv2
-
     magnitudes = []
     for index in range(len(frames) - 1):
         region = masks[index]
         if not region.any():
             continue
-        pair = [cv2.resize(frame, None, fx=upsample, fy=upsample, interpolation=cv2.INTER_CUBIC)
-                for frame in frames[index : index + 2]]  # fmt: skip
-        flow = dense_flow(pair[0], pair[1], full_resolution=True)
-        flow = cv2.resize(flow, frames.shape[2:0:-1], interpolation=cv2.INTER_AREA) / upsample
+        flow = upsampled_flow(frames[index], frames[index + 1], upsample)
         magnitudes.append(np.linalg.norm(flow[region], axis=-1))
     return float(np.concatenate(magnitudes).mean()) if magnitudes else 0.0

@@ -3,17 +3,16 @@
 - ``residual_motion``: optical flow left after the camera's motion (a RANSAC homography of the
   flow) is removed, in pixels per frame. Under a camera that only rotates this is object
   motion: an S-Director should freeze it, a T-Director create it.
-- ``matched_pixels`` / ``view_synchronisation``: DimensionX Table 4's "Mat. Pix.", with SIFT
-  matches that agree on one RANSAC fundamental matrix in place of LoFTR matches: how much of two
-  views at the same time shows one consistent scene.
+- ``matched_pixels`` / ``view_synchronisation``: DimensionX Table 4's "Mat. Pix.", with
+  forward-backward consistent dense flow that agrees on one RANSAC fundamental matrix in place of
+  LoFTR matches: how much of two views at the same time shows one consistent scene.
 - ``temporal_consistency``: mean SSIM of consecutive frames, a weight-free stand-in for CLIP-F.
 """
 
 import numpy as np
 import torch
 
-from scene4d.curate.flow import apply_homography, camera_motion, dense_flow
-from scene4d.curate.tracks import sift_matches
+from scene4d.curate.flow import apply_homography, camera_motion, cycle_error, dense_flow, upsampled_flow
 from scene4d.eval.metrics import ssim
 
 
@@ -27,21 +26,23 @@ def residual_motion(frames: np.ndarray) -> float:
     return float(np.mean(residuals))
 
 
-def matched_pixels(frame_a: np.ndarray, frame_b: np.ndarray, min_side: int = 256) -> int:
-    """SIFT matches of two views that are inliers of one RANSAC fundamental matrix (1 px).
+def matched_pixels(frame_a: np.ndarray, frame_b: np.ndarray, upsample: int = 4, max_cycle_px: float = 0.5) -> int:
+    """Pixels of ``frame_a`` [H, W, 3] matched in ``frame_b``, consistently with one camera geometry.
 
-    Frames smaller than ``min_side`` are first upsampled (bicubic) to it: SIFT finds few
-    keypoints in a 64 px frame.
+    Dense flow both ways (``curate.flow.upsampled_flow``); a pixel is matched when the forward flow
+    then the backward flow bring it back within ``max_cycle_px`` and its match is an inlier (1 px)
+    of one RANSAC fundamental matrix fitted to all such matches. LoFTR (DimensionX's matcher)
+    matches densely too; SIFT finds a handful of keypoints in a 64-pixel frame.
     """
     import cv2
 
-    scale = max(1.0, min_side / min(frame_a.shape[:2]))
-    if scale > 1.0:
-        size = (round(frame_a.shape[1] * scale), round(frame_a.shape[0] * scale))
-        frame_a, frame_b = (cv2.resize(f, size, interpolation=cv2.INTER_CUBIC).clip(0, 1) for f in (frame_a, frame_b))
-    points_a, points_b = sift_matches(frame_a, frame_b)
-    if len(points_a) < 8:
+    forward = upsampled_flow(frame_a, frame_b, upsample)
+    backward = upsampled_flow(frame_b, frame_a, upsample)
+    rows, cols = np.nonzero(cycle_error(forward, backward) <= max_cycle_px)
+    if len(rows) < 8:
         return 0
+    points_a = np.stack([cols, rows], axis=-1).astype(np.float64) + 0.5
+    points_b = points_a + forward[rows, cols]
     _, inliers = cv2.findFundamentalMat(points_a, points_b, cv2.FM_RANSAC, 1.0, 0.999)
     return 0 if inliers is None else int(inliers.sum())
 
