@@ -166,6 +166,23 @@ def test_4d_views_share_times_hold_one_camera_each_and_view_zero_is_the_temporal
     assert active_director(bundle.denoiser) is None
 
 
+def test_4d_refinement_noises_every_view_alike(model_dir, monkeypatch):
+    import scene4d.pipelines.four_d as four_d
+
+    seeds = []
+
+    def refine(bundle, frames, anchor, strength, config, seed, on_step):
+        seeds.append((strength, seed))
+        return frames
+
+    monkeypatch.setattr(four_d, "refine_view", refine)
+    image = np.random.default_rng(3).random((16, 16, 3)).astype(np.float32)
+    config = FourDConfig(trajectory="pan-left", num_views=3, num_times=4, steps=2, refine_strengths=(0.5, 0.3))
+    generate_4d(load_bundle(model_dir), image, config)
+    assert [strength for strength, _ in seeds] == [0.5, 0.3, 0.5, 0.3]  # views 1 and 2; view 0 is the temporal video
+    assert seeds[0] == seeds[2] and seeds[1] == seeds[3] and seeds[0][1] != seeds[1][1]
+
+
 def test_interpolation_with_known_cameras_picks_the_move_and_joins_the_views(model_dir):
     bundle = load_bundle(model_dir)
     clip = make_clip(SynthConfig(kind="spatial", resolution=32, num_frames=9, trajectory="orbit-left"), 1)
