@@ -49,6 +49,12 @@ class SfMResult:
     points: np.ndarray  # [P, 3] sparse world points of the static scene
     colors: np.ndarray  # [P, 3] their colours in [0, 1]
 
+    @classmethod
+    def cameras_only(cls, cameras: Cameras) -> "SfMResult":
+        """Every frame registered at ``cameras``, and no points (a camera that only rotates, or a named move)."""
+        none = np.zeros((0, 3), np.float32)
+        return cls(cameras, np.arange(len(cameras)), none, none)
+
     def relative_to_first(self) -> "SfMResult":
         """The same reconstruction in the first registered camera's frame (``Cameras.relative_to(0)``):
         every point moves by that camera's world-to-camera transform, so each camera sees it where it did."""
@@ -343,7 +349,7 @@ def rotation_only_cameras(
     w2c = torch.eye(4, dtype=torch.float64).repeat(len(frames), 1, 1)
     w2c[:, :3, :3] = torch.tensor(np.stack(rotations))
     cameras = Cameras(K.float().expand(len(frames), 3, 3).clone(), w2c.float(), width, height)
-    return SfMResult(cameras, np.arange(len(frames)), np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32))
+    return SfMResult.cameras_only(cameras)
 
 
 def keyframe_homographies(

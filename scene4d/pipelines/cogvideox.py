@@ -101,8 +101,7 @@ def cameras_of_frames(frames: np.ndarray, fov_x_deg: float, trajectory: str | No
     if trajectory is None:
         raise Scene4DError(f"{reason}, and no S-Director names the frames' camera move")
     cameras = Cameras.from_fov(fov_x_deg, width, height, named_trajectory_w2c(trajectory, num_frames))
-    none = np.zeros((0, 3), np.float32)
-    return SfMResult(cameras, np.arange(num_frames), none, none), f"trajectory {trajectory} ({reason})"
+    return SfMResult.cameras_only(cameras), f"trajectory {trajectory} ({reason})"
 
 
 def cogvideox_clip(frames: np.ndarray, fov_x_deg: float, trajectory: str | None, meta: dict, moving: bool) -> Clip:
