@@ -682,11 +682,11 @@ def generate(
         raise Scene4DError("--mode interp makes a frozen scene; leave out --motion")
     if backbone not in BACKBONES:
         raise Scene4DError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
+    lpips = {"lpips_weight": lpips_weight, "lpips_weights": None if lpips_weights is None else str(lpips_weights)}
     if reconstruct:
         from scene4d.splat.fit import check_lpips
 
-        check_lpips(lpips_weight, None if lpips_weights is None else str(lpips_weights))
-    lpips = {"lpips_weight": lpips_weight, "lpips_weights": lpips_weights}
+        check_lpips(lpips["lpips_weight"], lpips["lpips_weights"])
     frames = frames or (COGVIDEOX_FRAMES if backbone == "cogvideox" else SEGMENT_FRAMES)
     request = GenerateRequest(trajectory, frames, magnitude, steps, guidance, director, temporal_director, seed)
     if backbone == "cogvideox":
@@ -883,7 +883,7 @@ def generate_4d_views(
 
 def fit_scene(
     clip: "Clip", out: Path, iters: int, dynamic: bool, seed: int, lpips_weight: float = 0.0,
-    lpips_weights: Path | None = None,
+    lpips_weights: str | None = None,
 ) -> None:  # fmt: skip
     """3DGS (or 4DGS) of a generated clip, with a progress bar; one initial Gaussian per 8 pixels (at most 20k).
 
@@ -896,7 +896,7 @@ def fit_scene(
     pixels = len(clip) * clip.height * clip.width
     config = FitConfig(
         iterations=iters, seed=seed, sh_degree=1, init_points=min(20_000, pixels // 8), lpips_weight=lpips_weight,
-        lpips_weights=None if lpips_weights is None else str(lpips_weights),
+        lpips_weights=lpips_weights,
     )  # fmt: skip
     if dynamic:
         fit_with_progress(clip, out, config, min(500, iters // 4))
