@@ -39,29 +39,12 @@ from scene4d.curate.masks import MaskConfig, motion_masks, sfm_mask
 from scene4d.curate.pipeline import CurateConfig, curate_frames
 from scene4d.curate.sfm import estimate_cameras
 from scene4d.errors import Scene4DError
-from scene4d.geometry import MOVES, TRAJECTORY_NAMES, Cameras
-from scene4d.geometry.rotations import rotation_error_deg
+from scene4d.eval.camera import relative_pose_errors
+from scene4d.geometry import MOVES, TRAJECTORY_NAMES
 from scene4d.io import Clip
 from scene4d.synth import SynthConfig, make_clip
 
 SEED = 5000
-
-
-def relative_errors(estimated: Cameras, truth: Cameras) -> tuple[float, float]:
-    """Median over frames of the rotation error (deg) and translation-direction error (deg)
-    of each camera relative to the first, in the first camera's frame."""
-    rotations, directions = [], []
-    r0_est, r0_true = estimated.R[0].double(), truth.R[0].double()
-    c_est, c_true = estimated.centers.double(), truth.centers.double()
-    for index in range(1, len(truth)):
-        relative_est = estimated.R[index].double() @ r0_est.T
-        relative_true = truth.R[index].double() @ r0_true.T
-        rotations.append(rotation_error_deg(relative_est, relative_true))
-        step_est, step_true = r0_est @ (c_est[index] - c_est[0]), r0_true @ (c_true[index] - c_true[0])
-        if step_true.norm() > 1e-6 and step_est.norm() > 1e-9:
-            cosine = torch.dot(step_est / step_est.norm(), step_true / step_true.norm()).clamp(-1, 1)
-            directions.append(float(torch.rad2deg(torch.arccos(cosine))))
-    return float(np.median(rotations)), float(np.median(directions)) if directions else float("nan")
 
 
 def sfm_masks(clip: Clip, source: str) -> np.ndarray | None:
@@ -85,7 +68,8 @@ def poses_section() -> None:
             try:
                 result = estimate_cameras(clip.frames, moving, K)
                 registered = len(result.registered) >= 0.8 * len(clip)
-                rotation, direction = relative_errors(result.cameras, clip.cameras[torch.as_tensor(result.registered)])
+                truth = clip.cameras[torch.as_tensor(result.registered)]
+                rotation, direction = relative_pose_errors(result.cameras, truth)
             except Scene4DError:
                 registered, rotation, direction = False, float("nan"), float("nan")
             if MOVES[name].kind == "rotate":

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from scene4d.curate.flow import dense_flow, flow_samples, upsampled_flow
+from scene4d.geometry import Cameras
 from scene4d.geometry.rotations import rotation_error_deg
 
 
@@ -54,6 +55,24 @@ def chained_rotation(frames: np.ndarray, K: Tensor) -> Tensor | None:  # noqa: N
             return None
         total = step.double() @ total
     return total
+
+
+def relative_pose_errors(estimated: Cameras, truth: Cameras) -> tuple[float, float]:
+    """Median over frames of the rotation error (deg) and translation-direction error (deg)
+    of each camera relative to the first, in the first camera's frame: the comparison an SfM
+    result, known up to a similarity, allows. The direction is nan when no camera translates."""
+    rotations, directions = [], []
+    r0_est, r0_true = estimated.R[0].double(), truth.R[0].double()
+    c_est, c_true = estimated.centers.double(), truth.centers.double()
+    for index in range(1, len(truth)):
+        relative_est = estimated.R[index].double() @ r0_est.T
+        relative_true = truth.R[index].double() @ r0_true.T
+        rotations.append(rotation_error_deg(relative_est, relative_true))
+        step_est, step_true = r0_est @ (c_est[index] - c_est[0]), r0_true @ (c_true[index] - c_true[0])
+        if step_true.norm() > 1e-6 and step_est.norm() > 1e-9:
+            cosine = torch.dot(step_est / step_est.norm(), step_true / step_true.norm()).clamp(-1, 1)
+            directions.append(float(torch.rad2deg(torch.arccos(cosine))))
+    return float(np.median(rotations)), float(np.median(directions)) if directions else float("nan")
 
 
 def similarity_transform(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
