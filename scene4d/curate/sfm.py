@@ -85,10 +85,9 @@ def estimate_cameras(
     ``Scene4DError`` naming why when neither registers ``min_registered_fraction`` of the frames.
     """
     rotation_only = rotation_only_cameras(frames, moving, K, config)
-    if rotation_only is not None:
-        fitted_K = rotation_only.cameras.K[0].double().numpy()  # noqa: N806
-        if not camera_translates(frames, moving, fitted_K, config):
-            return rotation_only
+    known_K = None if K is None else K.double().numpy()  # noqa: N806
+    if rotation_only is not None and not camera_translates(frames, moving, known_K, config):
+        return rotation_only
     try:
         result = masked_sfm(frames, moving, K, config)
         if K is None and not plausible_focal(result.cameras):
@@ -259,7 +258,6 @@ def flow_relative_pose(
     normalised_a = cv2.undistortPoints(points_a[:, None], K_a, None)[:, 0]
     normalised_b = cv2.undistortPoints(points_b[:, None], K_b, None)[:, 0]
     focal = float(np.sqrt(K_a[0, 0] * K_a[1, 1]))
-    cv2.setRNGSeed(0)  # RANSAC draws from OpenCV's global generator: the same pose whatever ran before
     essential, inliers = cv2.findEssentialMat(
         normalised_a, normalised_b, np.eye(3), cv2.RANSAC, 0.999, threshold_px / focal
     )
@@ -555,33 +553,37 @@ def intrinsics_from_rotations(homographies: list[np.ndarray], width: int, height
 def camera_translates(
     frames: np.ndarray,  # [T, H, W, 3]
     moving: np.ndarray | None,  # [T, H, W] bool
-    K: np.ndarray,  # [3, 3]  # noqa: N803
+    K: np.ndarray | None,  # [3, 3]; when None, the focal length that makes the homographies most nearly rotations  # noqa: N803
     config: SfMConfig,
 ) -> bool:
     """Whether the camera moves its centre, not only turns.
 
     A translating camera's static pixels may follow homographies too (a ground plane, a
     distant scene), but then K^-1 H K is no rotation (a dolly scales, a truck shears). Per pair
-    of frames ``keyframe_gap`` apart, the homography of their static flow (``static_flow_matches``,
-    RANSAC, 1 px); True when the median ``rotation_deviation`` exceeds ``rotation_orthogonality``.
-    Dense flow, not the few corners a smooth scene offers: on 256x256 synth clips of 24-32
-    frames rotating cameras measure at most 0.011, translating ones at least 0.08; at 128x128
-    with 16 frames (a faster move per frame) the two overlap (0.005-0.07 against 0.15-0.37).
+    of frames ``keyframe_gap`` apart (the last pair ends at the last frame), the homography of
+    their static flow (``static_flow_matches``, RANSAC, 1 px); True when the median
+    ``rotation_deviation`` exceeds ``rotation_orthogonality``. Dense flow, not the few corners a
+    smooth scene offers: on 256x256 synth clips of 24-32 frames rotating cameras measure at most
+    0.011, translating ones at least 0.08; at 128x128 with 16 frames (a faster move per frame)
+    the two overlap (0.005-0.07 against 0.15-0.37).
     """
     import cv2
 
     if len(frames) < 2:
         return False
     gap = min(config.keyframe_gap, len(frames) - 1)
-    cv2.setRNGSeed(0)
-    deviations = []
-    for start in range(0, len(frames) - gap, gap):
+    starts = sorted({*range(0, len(frames) - gap, gap), len(frames) - 1 - gap})
+    homographies = []
+    for start in starts:
         static = (None, None) if moving is None else (~moving[start], ~moving[start + gap])
         points_a, points_b = static_flow_matches(frames[start], frames[start + gap], *static)
         homography = None if len(points_a) < 16 else cv2.findHomography(points_a, points_b, cv2.RANSAC, 1.0)[0]
         if homography is None:
             return True
-        deviations.append(rotation_deviation(homography, K))
+        homographies.append(homography)
+    if K is None:
+        K = intrinsics_from_rotations(homographies, frames.shape[2], frames.shape[1]).numpy()  # noqa: N806
+    deviations = [rotation_deviation(homography, K) for homography in homographies]
     return bool(np.median(deviations) > config.rotation_orthogonality)
 
 
