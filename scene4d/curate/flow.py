@@ -75,6 +75,15 @@ def flow_samples(flow: np.ndarray, step: int = 4) -> tuple[np.ndarray, np.ndarra
     return points, flow[rows, cols].reshape(-1, 2).astype(np.float64)
 
 
+def landing_matches(flow: np.ndarray, step: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel centres [P, 2] on a grid of ``step`` pixels and where ``flow`` [H, W, 2] moves them
+    [P, 2], for those that land inside the frame."""
+    points, vectors = flow_samples(flow, step)
+    moved = points + vectors
+    inside = (moved >= 0).all(1) & (moved[:, 0] < flow.shape[1]) & (moved[:, 1] < flow.shape[0])
+    return points[inside], moved[inside]
+
+
 def camera_motion(flow: np.ndarray, threshold_px: float = 1.0) -> CameraMotion:
     """The dominant, camera-induced motion of ``flow`` [H, W, 2] as a RANSAC homography."""
     import cv2

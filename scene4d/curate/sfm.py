@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from scene4d.curate.flow import apply_homography, dense_flow, flow_samples
+from scene4d.curate.flow import apply_homography, dense_flow, landing_matches
 from scene4d.curate.masks import sampson_distance
 from scene4d.curate.tracks import corner_points, pixel_rows_cols, track_points
 from scene4d.errors import Scene4DError
@@ -195,11 +195,11 @@ def flow_two_view_geometries(
     frames: np.ndarray,  # [T, H, W, 3] in [0, 1]
     moving: np.ndarray | None,  # [T, H, W] bool
     config: SfMConfig,
-) -> int:
+) -> None:
     """Replace each verified pair's two-view geometry in the database by a calibrated one from
     dense flow (``flow_relative_pose``, at the database's intrinsics), with the SIFT matches
     within ``flow_match_px`` of its epipolar geometry as inliers. Pairs whose flow yields no
-    pose or fewer than 15 such matches keep COLMAP's geometry. Returns how many were replaced."""
+    pose or fewer than 15 such matches keep COLMAP's geometry."""
     import pycolmap
 
     database = pycolmap.Database.open(database_path)
@@ -207,7 +207,6 @@ def flow_two_view_geometries(
         images = {image.image_id: image for image in database.read_all_images()}
         index_of = {name: index for index, name in enumerate(names)}
         K = {i: database.read_camera(image.camera_id).calibration_matrix() for i, image in images.items()}  # noqa: N806
-        replaced = 0
         for pair_id, geometry in zip(*database.read_two_view_geometries(), strict=True):
             id_a, id_b = pycolmap.pair_id_to_image_pair(pair_id)
             a, b = index_of[images[id_a].name], index_of[images[id_b].name]
@@ -229,10 +228,8 @@ def flow_two_view_geometries(
             geometry.cam2_from_cam1 = pycolmap.Rigid3d(pycolmap.Rotation3d(rotation), translation)
             geometry.inlier_matches = matches[inliers]
             database.update_two_view_geometry(id_a, id_b, geometry)
-            replaced += 1
     finally:
         database.close()
-    return replaced
 
 
 def flow_relative_pose(
@@ -277,10 +274,8 @@ def static_flow_matches(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pixel correspondences ([P, 2], [P, 2]) from DIS flow refined at full resolution: every
     second static pixel of frame a that lands inside frame b on a static pixel."""
-    flow = dense_flow(frame_a, frame_b, full_resolution=True)
-    points_a, vectors = flow_samples(flow, step=2)
-    points_b = points_a + vectors
-    keep = (points_b >= 0).all(1) & (points_b[:, 0] < flow.shape[1]) & (points_b[:, 1] < flow.shape[0])
+    points_a, points_b = landing_matches(dense_flow(frame_a, frame_b, full_resolution=True), step=2)
+    keep = np.ones(len(points_a), bool)
     for static, points in ((static_a, points_a), (static_b, points_b)):
         if static is not None:
             keep &= static[pixel_rows_cols(points, static.shape)]

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from scene4d.curate.flow import dense_flow, flow_samples, upsampled_flow
+from scene4d.curate.flow import dense_flow, landing_matches, upsampled_flow
 from scene4d.geometry import Cameras
 from scene4d.geometry.rotations import rotation_error_deg
 
@@ -25,12 +25,7 @@ def relative_rotation(frame_a: np.ndarray, frame_b: np.ndarray, K: Tensor) -> Te
     """
     import cv2
 
-    flow = dense_flow(frame_a, frame_b)
-    height, width = flow.shape[:2]
-    points_a, vectors = flow_samples(flow, step=2)
-    points_b = points_a + vectors
-    inside = (points_b >= 0).all(1) & (points_b[:, 0] < width) & (points_b[:, 1] < height)
-    points_a, points_b = points_a[inside], points_b[inside]
+    points_a, points_b = landing_matches(dense_flow(frame_a, frame_b), step=2)
     if len(points_a) < 16:
         return None
     camera = K.double().numpy()
