@@ -7,9 +7,18 @@ from conftest import warp
 
 from scene4d.curate.depth import align_depth, align_depth_video, interpolated_sparse_depth, sparse_depth
 from scene4d.curate.flow import apply_homography, camera_motion, cycle_error, dense_flow, static_camera_score
-from scene4d.curate.masks import sampson_distance
+from scene4d.curate.masks import MaskConfig, motion_masks, sampson_distance, sfm_mask
 from scene4d.curate.pipeline import CurateConfig
-from scene4d.curate.sfm import default_intrinsics, flow_relative_pose, nearest_rotation, rotation_deviation
+from scene4d.curate.sfm import (
+    SfMConfig,
+    centred_intrinsics,
+    default_intrinsics,
+    flow_relative_pose,
+    intrinsics_from_rotations,
+    nearest_rotation,
+    rotation_deviation,
+    rotation_only_cameras,
+)
 from scene4d.curate.tracks import corner_points, track_points
 from scene4d.errors import Scene4DError
 from scene4d.eval.camera import relative_pose_errors
@@ -90,6 +99,39 @@ def test_rotation_deviation_is_zero_for_a_rotation_and_the_hand_value_for_a_zoom
     # M = diag(s, s, 1) / s^(2/3): M^T M - I = diag(s^(2/3) - 1, s^(2/3) - 1, s^(-4/3) - 1)
     expected = np.sqrt(2 * (scale ** (2 / 3) - 1) ** 2 + (scale ** (-4 / 3) - 1) ** 2)
     assert rotation_deviation(zoom, K) == pytest.approx(expected, rel=1e-9)
+
+
+def test_intrinsics_from_rotations_recover_a_turning_cameras_focal_length_and_keep_the_prior_for_a_roll():
+    K = centred_intrinsics(200.0, 256, 192).numpy()  # noqa: N806
+    noise = np.random.default_rng(0)
+
+    def homographies(axis: list[float]) -> list[np.ndarray]:
+        """H = K R K^-1 whose perspective terms are off by ~1e-6 per pixel, as fitted ones are."""
+        fitted = []
+        for angle in torch.linspace(0.02, 0.12, 6, dtype=torch.float64):
+            rotation = axis_angle_to_matrix(torch.tensor(axis, dtype=torch.float64), angle).numpy()
+            homography = K @ rotation @ np.linalg.inv(K)
+            homography[2, :2] += noise.normal(0, 1e-6, 2) * homography[2, 2]
+            fitted.append(homography)
+        return fitted
+
+    focal = float(intrinsics_from_rotations(homographies([0.1, 1.0, 0.2]), 256, 192)[0, 0])
+    assert focal == pytest.approx(200.0, rel=0.01)
+    # a roll about the optical axis fits every focal length but for the noise: COLMAP's prior
+    assert float(intrinsics_from_rotations(homographies([0.0, 0.0, 1.0]), 256, 192)[0, 0]) == 1.2 * 256
+
+
+def test_rotation_only_cameras_of_a_pan_over_a_smooth_scene():
+    """A pan over sky and plain ground with moving objects masked out: too few static corners
+    for a homography chain of tracked corners (1.75 degrees off), enough dense flow."""
+    clip = make_clip(SynthConfig("hybrid", 128, 16, trajectory="pan-left", props=6), seed=5000)
+    moving = sfm_mask(motion_masks(clip.frames), MaskConfig().dilate)
+    for K in (clip.cameras.K[0], None):  # noqa: N806
+        result = rotation_only_cameras(clip.frames, moving, K, SfMConfig())
+        rotation, _ = relative_pose_errors(result.cameras, clip.cameras)
+        assert rotation < 0.75
+        assert float(result.cameras.K[0, 0, 0]) == pytest.approx(float(clip.cameras.K[0, 0, 0]), rel=0.05)
+        assert (result.cameras.centers == 0).all()
 
 
 def test_flow_relative_pose_of_an_orbit_matches_the_truth():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from scene4d.curate.motion import least_motion_field, motion_strength, object_motion_field, window_depths
+from scene4d.curate.motion import least_motion_field, motion_strength, object_motion_field, window_depth_range
 from scene4d.curate.tsdf import depth_bounds, extract_mesh, fuse_tsdf, occupancy
 from scene4d.errors import Scene4DError
 from scene4d.geometry import camera_pca_box, rigid_inverse
@@ -41,10 +41,9 @@ def test_tracked_motion_strength_follows_the_exact_one():
     assert strength == pytest.approx(clip.meta["motion_strength"], rel=0.25)
 
 
-def test_window_depths_are_the_own_nearest_and_farthest_depth_around_each_pixel():
+def test_window_depth_range_is_the_nearest_and_farthest_depth_around_each_pixel():
     depth = np.random.default_rng(0).uniform(1.0, 9.0, (12, 15)).astype(np.float32)
-    own, nearest, farthest = window_depths(depth, radius=2)
-    np.testing.assert_array_equal(own, depth)
+    nearest, farthest = window_depth_range(depth, radius=2)
     for row, col in ((0, 0), (5, 7), (11, 14), (3, 13)):
         window = depth[max(row - 2, 0) : row + 3, max(col - 2, 0) : col + 3]
         assert (nearest[row, col], farthest[row, col]) == (window.min(), window.max())
@@ -61,9 +60,32 @@ def test_least_motion_field_takes_the_depth_that_explains_a_track_at_an_occludin
     moved = tracked[0].numpy() + np.array([[0.0, 0.0], [3.2, 0.0]])  # the second also moves 3.2 px
     own = object_motion_field(cameras, pixels[0].numpy(), moved, depth)
     assert np.linalg.norm(own[0]) > 0.01  # its own depth (the near surface's) says it moves
-    least = least_motion_field(cameras, pixels[0].numpy(), moved, window_depths(depth))
+    least = least_motion_field(cameras, pixels[0].numpy(), moved, window_depth_range(depth))
     np.testing.assert_allclose(least[0], 0.0, atol=1e-5)  # the far depth explains it: static
     np.testing.assert_allclose(least[1], [0.05, 0.0], atol=1e-5)  # one surface in its window: eq. 4
+
+
+def test_least_motion_field_is_the_smallest_field_over_the_whole_depth_range(orbit_clip):
+    cameras = orbit_clip.cameras[[0, 5]]
+    pixels = np.array([[31.5, 40.5], [20.5, 30.5], [45.5, 12.5]])
+    depth_range = np.stack([np.full((64, 64), 3.0, np.float32), np.full((64, 64), 6.0, np.float32)])
+    near, far = (object_motion_field(cameras, pixels, pixels, depth) for depth in depth_range)
+    start, end = pixels - near * 64, pixels - far * 64  # where each ray's near and far points land
+    moved = np.stack(
+        [
+            0.6 * start[0] + 0.4 * end[0],  # a track sliding between the two surfaces: static
+            0.5 * (start[1] + end[1]) + np.array([0.0, 2.5]),  # between them, and off the ray
+            end[2] + 2.0 * (end[2] - start[2]),  # past the far surface
+        ]
+    )
+    least = least_motion_field(cameras, pixels, moved, depth_range)
+    depths = 1.0 / np.linspace(1 / 3.0, 1 / 6.0, 3001)  # even steps along each ray's image
+    sampled = np.stack([object_motion_field(cameras, pixels, moved, np.full((64, 64), z)) for z in depths])
+    smallest = sampled[np.linalg.norm(sampled, axis=2).argmin(axis=0), np.arange(3)]
+    np.testing.assert_allclose(least, smallest, atol=1e-4)  # the segments are ~0.3 long: 1e-4 per step
+    assert (np.linalg.norm(least, axis=1) <= np.linalg.norm(smallest, axis=1) + 1e-12).all()
+    np.testing.assert_allclose(least[0], 0.0, atol=1e-6)
+    assert np.linalg.norm(least[1]) > 0.01
 
 
 def test_tsdf_mesh_lies_on_the_rendered_depth(orbit_clip):

@@ -7,10 +7,10 @@ position minus that projection, normalised by the image size (eq. 4): camera mot
 gives zero. The motion strength is the maximum over objects of the mean field magnitude.
 
 Near an occluding edge the depth under a keypoint is ambiguous: the tracker's window holds both
-surfaces, and the track may follow either (or neither). There each keypoint takes, of the
-depths in its tracking window (own, nearest, farthest), the one that best explains its track
-by the camera's motion, so that a static scene seen by a moving camera does not measure motion
-at its silhouettes. A still camera is unaffected: its field does not depend on depth.
+surfaces, and the track may follow either, or slide between them. There each keypoint takes
+the depth between the nearest and the farthest in its tracking window that best explains its
+track by the camera's motion, so that a static scene seen by a moving camera does not measure
+motion at its silhouettes. A still camera is unaffected: its field does not depend on depth.
 """
 
 from collections.abc import Callable
@@ -43,26 +43,34 @@ def object_motion_field(
     return (points_j - projected[0].numpy()) / size
 
 
-def window_depths(depth: np.ndarray, radius: int = LK_WINDOW // 2) -> np.ndarray:
-    """[3, H, W]: ``depth`` [H, W] itself, and its minimum and maximum over each pixel's window of
-    side ``2 radius + 1`` (by default the LK window)."""
+def window_depth_range(depth: np.ndarray, radius: int = LK_WINDOW // 2) -> np.ndarray:
+    """[2, H, W]: the nearest and farthest of ``depth`` [H, W] over each pixel's window of side
+    ``2 radius + 1`` (by default the LK window)."""
     import cv2
 
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
     z = depth.astype(np.float32)
-    return np.stack([z, cv2.erode(z, kernel), cv2.dilate(z, kernel)])
+    return np.stack([cv2.erode(z, kernel), cv2.dilate(z, kernel)])
 
 
 def least_motion_field(
     cameras: Cameras,  # 2 cameras: frame i, frame j
     points_i: np.ndarray,  # [P, 2] keypoints in frame i
     points_j: np.ndarray,  # [P, 2] the same keypoints tracked into frame j
-    depths_i: np.ndarray,  # [D, H, W] candidate z-depths of frame i (``window_depths``)
+    depth_range_i: np.ndarray,  # [2, H, W] nearest and farthest z-depth around each pixel of frame i
 ) -> np.ndarray:
-    """Eq. 4 [P, 2] with, per keypoint, the candidate depth that gives the smallest field."""
-    fields = np.stack([object_motion_field(cameras, points_i, points_j, depth) for depth in depths_i])
-    smallest = np.linalg.norm(fields, axis=2).argmin(axis=0)
-    return fields[smallest, np.arange(len(points_i))]
+    """Eq. 4 [P, 2] with, per keypoint, the depth in its range that gives the smallest field.
+
+    The points of a keypoint's ray between its nearest and farthest depth project into camera j
+    onto a segment (of its epipolar line); eq. 4 is linear in that projection, so the fields
+    over the range form the segment between the fields at its two ends, and the smallest is the
+    point of that segment closest to zero.
+    """
+    near, far = (object_motion_field(cameras, points_i, points_j, depth) for depth in depth_range_i)
+    along = near - far
+    length2 = (along**2).sum(axis=1)
+    share = np.clip((near * along).sum(axis=1) / np.where(length2 > 0, length2, 1.0), 0.0, 1.0)
+    return near - share[:, None] * along
 
 
 def motion_strength(
@@ -79,22 +87,22 @@ def motion_strength(
 
     Per frame pair (i, i+1) and object id, up to ``points_per_object`` corners of the object's
     mask in frame i are tracked into frame i+1 (pairs with fewer than ``min_points`` tracks are
-    skipped) and measured with the depth of their window that best explains the track
-    (``least_motion_field``); each object's magnitudes are averaged over its pairs. Objects
+    skipped) and measured with the depth within their window's range that best explains the
+    track (``least_motion_field``); each object's magnitudes are averaged over its pairs. Objects
     seen in fewer than ``min_pairs`` of the pairs are left out: a brief, thin region is more
     likely a flow or tracking artefact than an object. Returns the strength and the per-object means.
     """
     magnitudes: dict[int, list[np.ndarray]] = {}
     for index in range(len(frames) - 1):
         pair = cameras[[index, index + 1]]
-        depths = window_depths(depth[index])
+        depth_range = window_depth_range(depth[index])
         for object_id in np.unique(objects[index]):
             if object_id == 0:
                 continue
             points = corner_points(frames[index], objects[index] == object_id, points_per_object, min_distance=2)
             moved, ok = tracker(frames[index], frames[index + 1], points)
             if ok.sum() >= min_points:
-                field = least_motion_field(pair, points[ok], moved[ok], depths)
+                field = least_motion_field(pair, points[ok], moved[ok], depth_range)
                 magnitudes.setdefault(int(object_id), []).append(np.linalg.norm(field, axis=1))
     enough = min_pairs * (len(frames) - 1)
     per_object = {key: float(np.concatenate(v).mean()) for key, v in magnitudes.items() if len(v) >= enough}

@@ -28,12 +28,13 @@ from torch import Tensor
 
 from scene4d.curate.flow import apply_homography, dense_flow, landing_matches
 from scene4d.curate.masks import sampson_distance
-from scene4d.curate.tracks import corner_points, pixel_rows_cols, track_points
+from scene4d.curate.tracks import pixel_rows_cols
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras
 from scene4d.io.media import to_uint8
 
 DEFAULT_FOCAL_FACTOR = 1.2  # focal length = factor x longer image side when unknown (COLMAP's prior)
+ROTATION_NOISE = 0.005  # rms rotation_deviation that flow noise alone gives (synth rotations: <= 0.0025)
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,10 @@ class SfMConfig:
     overlap: int = 10  # sequential matching: each frame is matched with the next ``overlap`` frames
     flow_match_px: float = 1.0  # SIFT matches within this Sampson distance of the flow's epipolar geometry are kept
     min_registered_fraction: float = 0.8  # below this the video is reported as an SfM failure
-    rotation_residual_px: float = 1.0  # rotation-only cameras: median static-corner homography residual
+    rotation_residual_px: float = 1.0  # rotation-only cameras: median static-flow homography residual
     rotation_orthogonality: float = 0.02  # rotation-only cameras: median |M^T M - I| of M = K^-1 H K, det 1
-    keyframe_gap: int = 6  # rotation-only cameras: frames tracked from one keyframe at most
+    keyframe_gap: int = 3  # rotation-only cameras: frames between keyframes (DIS flow loses wider gaps)
+    rotation_test_gap: int = 6  # camera_translates: frames between the homographies' pairs
     num_threads: int = 1  # COLMAP with more threads varies from run to run; use --workers for parallelism
     seed: int = 0
 
@@ -81,7 +83,7 @@ def estimate_cameras(
 
     When SfM refines the focal length to an implausible value (short clips with little parallax
     let it drift), it is run again with the focal length fixed at COLMAP's prior. When SfM fails,
-    rotation-only cameras are taken after all if static corners follow homographies. Raises
+    rotation-only cameras are taken after all if the static pixels follow homographies. Raises
     ``Scene4DError`` naming why when neither registers ``min_registered_fraction`` of the frames.
     """
     rotation_only = rotation_only_cameras(frames, moving, K, config)
@@ -470,7 +472,7 @@ def rotation_only_cameras(
     A rotation about the camera centre maps pixels by one homography H = K R K^-1, so R is the
     rotation nearest to K^-1 H K. Each frame's homography is taken from a keyframe
     (``keyframe_homographies``); rotations chain through the keyframes. The first camera is the
-    identity and every centre stays at 0. None when static corners leave the homographies
+    identity and every centre stays at 0. None when the static pixels leave the homographies
     (parallax); a translating camera over a plane or a distant scene may still pass this, which
     ``camera_translates`` tells apart.
     """
@@ -495,29 +497,21 @@ def keyframe_homographies(
 ) -> list[tuple[int, np.ndarray]] | None:
     """For frames 1..T-1: (keyframe index, homography [3, 3] from the keyframe to the frame).
 
-    Corners on static pixels of a keyframe are tracked frame by frame; a new keyframe starts
-    after ``keyframe_gap`` frames or when fewer than half the tracks survive (tracks drift, but
-    errors add up only at keyframes). None when a
-    homography leaves half the static corners over ``rotation_residual_px`` away (parallax:
-    the camera translates).
+    A keyframe every ``keyframe_gap`` frames; each frame's homography is fitted to the dense
+    flow of the static pixels from its keyframe (``static_flow_matches``): thousands of
+    correspondences where a smooth scene (sky, plain ground) offers a few dozen corners, and
+    errors add up only at keyframes. None when a homography leaves half the static pixels over
+    ``rotation_residual_px`` away (parallax: the camera translates).
     """
     chain = []
-    key, points, moved, alive = 0, None, None, None
     for index in range(1, len(frames)):
-        if points is None:
-            static = None if moving is None else ~moving[key]
-            points = corner_points(frames[key], static, config.max_features // 4, min_distance=3)
-            moved, alive = points, np.ones(len(points), bool)
-        moved, tracked = track_points(frames[index - 1], frames[index], moved)
-        alive &= tracked
-        if moving is not None:
-            alive &= ~moving[index][pixel_rows_cols(moved, moving.shape[1:])]
-        homography = None if alive.sum() < 16 else fitted_homography(points[alive], moved[alive], config)
+        key = (index - 1) // config.keyframe_gap * config.keyframe_gap
+        static = (None, None) if moving is None else (~moving[key], ~moving[index])
+        points, moved = static_flow_matches(frames[key], frames[index], *static)
+        homography = None if len(points) < 16 else fitted_homography(points, moved, config)
         if homography is None:
             return None
         chain.append((key, homography))
-        if alive.mean() < 0.5 or index - key >= config.keyframe_gap:
-            key, points = index, None
     return chain
 
 
@@ -527,8 +521,8 @@ def intrinsics_from_rotations(homographies: list[np.ndarray], width: int, height
     For a rotating camera each K^-1 H K is a rotation times a scale; the focal length is the
     one (searched over 0.3-5 x the longer side, log-spaced, then refined) that makes them most
     nearly orthogonal. When the search finds no interior minimum, or COLMAP's prior fits about
-    as well (a still camera, a roll about the optical axis: the focal length is unobservable),
-    the prior is kept.
+    as well as the best or within ``ROTATION_NOISE`` rms (a still camera, a roll about the
+    optical axis, a slow turn: the focal length is unobservable), the prior is kept.
     """
 
     def orthogonality_error(focal: float) -> float:
@@ -539,7 +533,8 @@ def intrinsics_from_rotations(homographies: list[np.ndarray], width: int, height
     grid = side * np.geomspace(0.3, 5.0, 120)
     errors = [orthogonality_error(f) for f in grid]
     best = int(np.argmin(errors))
-    if best in (0, len(grid) - 1) or orthogonality_error(DEFAULT_FOCAL_FACTOR * side) <= 1.5 * errors[best] + 1e-9:
+    prior = orthogonality_error(DEFAULT_FOCAL_FACTOR * side)
+    if best in (0, len(grid) - 1) or prior <= 1.5 * errors[best] + len(homographies) * ROTATION_NOISE**2:
         return default_intrinsics(width, height)  # no interior minimum: focal length unobservable
     fine = np.linspace(grid[best - 1], grid[best + 1], 41)
     return centred_intrinsics(float(fine[int(np.argmin([orthogonality_error(f) for f in fine]))]), width, height)
@@ -555,7 +550,7 @@ def camera_translates(
 
     A translating camera's static pixels may follow homographies too (a ground plane, a
     distant scene), but then K^-1 H K is no rotation (a dolly scales, a truck shears). Per pair
-    of frames ``keyframe_gap`` apart (the last pair ends at the last frame), the homography of
+    of frames ``rotation_test_gap`` apart (the last pair ends at the last frame), the homography of
     their static flow (``static_flow_matches``, RANSAC, 1 px); True when the median
     ``rotation_deviation`` exceeds ``rotation_orthogonality``. Dense flow, not the few corners a
     smooth scene offers: on 256x256 synth clips of 24-32 frames rotating cameras measure at most
@@ -566,7 +561,7 @@ def camera_translates(
 
     if len(frames) < 2:
         return False
-    gap = min(config.keyframe_gap, len(frames) - 1)
+    gap = min(config.rotation_test_gap, len(frames) - 1)
     starts = sorted({*range(0, len(frames) - gap, gap), len(frames) - 1 - gap})
     homographies = []
     for start in starts:
