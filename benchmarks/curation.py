@@ -22,12 +22,21 @@ Sections, each one table:
   label.
 - ``depth``: eq. 2 on synth depth distorted by a random affine map d_rel = (d - b) / a, with
   1% of pixels as the sparse SfM depth: median relative error of the aligned depth.
+- ``throughput``: ``--videos`` hybrid 256x256 videos of 32 frames (mp4, 6 props) through the
+  whole ``scene4d curate`` command, with 1 and with 2 workers: wall seconds (start-up
+  included), peak memory of a worker process, and whether both runs wrote the same index.
 
     python benchmarks/curation.py --per-kind 12
 """
 
 import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,6 +51,7 @@ from scene4d.errors import Scene4DError
 from scene4d.eval.camera import relative_pose_errors
 from scene4d.geometry import MOVES, TRAJECTORY_NAMES
 from scene4d.io import Clip
+from scene4d.io.media import write_video
 from scene4d.synth import SynthConfig, make_clip
 
 SEED = 5000
@@ -169,10 +179,38 @@ def depth_section(count: int) -> None:
     print(f"median relative error: {np.median(errors):.2e} (max over maps {np.max(errors):.2e})")
 
 
+def throughput_section(videos: int) -> None:
+    print(f"\n## throughput: scene4d curate on {videos} hybrid videos, 256x256, 32 frames\n")
+    print("| workers | seconds | s / video | statuses |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as folder:
+        sources = Path(folder) / "videos"
+        for index in range(videos):
+            clip = make_clip(SynthConfig("hybrid", 256, 32, props=6), SEED + 7000 + index)
+            write_video(sources / f"video_{index}.mp4", clip.frames)
+        indexes = []
+        for workers in (1, 2):
+            out = Path(folder) / f"dataset_{workers}"
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "scene4d", "curate", str(sources), "--out", str(out), "--workers", str(workers)],
+                check=True,
+                capture_output=True,
+            )
+            seconds = time.perf_counter() - start
+            records = [json.loads(line) for line in (out / "index.jsonl").read_text().splitlines()]
+            indexes.append(sorted((r["video"], r["status"], r["label"], r["motion_strength"]) for r in records))
+            statuses = ", ".join(sorted(f"{r['status']} {r['label']}" for r in records))
+            print(f"| {workers} | {seconds:.1f} | {seconds / videos:.1f} | {statuses} |")
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"\nthe same index with 1 and 2 workers: {indexes[0] == indexes[1]}; largest process {peak_mb:.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-kind", type=int, default=12, help="clips per kind in the static and motion sections")
-    parser.add_argument("--sections", default="poses,static,motion,depth")
+    parser.add_argument("--videos", type=int, default=6, help="videos in the throughput section")
+    parser.add_argument("--sections", default="poses,static,motion,depth,throughput")
     args = parser.parse_args()
     sections = args.sections.split(",")
     start = time.perf_counter()
@@ -184,6 +222,8 @@ def main() -> None:
         motion_section(args.per_kind)
     if "depth" in sections:
         depth_section(args.per_kind)
+    if "throughput" in sections:
+        throughput_section(args.videos)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
 
 
