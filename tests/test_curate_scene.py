@@ -67,7 +67,7 @@ def test_least_motion_field_takes_the_depth_that_explains_a_track_at_an_occludin
 
 def test_least_motion_field_is_the_smallest_field_over_the_whole_depth_range(orbit_clip):
     cameras = orbit_clip.cameras[[0, 5]]
-    pixels = np.array([[31.5, 40.5], [20.5, 30.5], [45.5, 12.5]])
+    pixels = np.array([[31.5, 40.5], [20.5, 30.5], [45.5, 12.5], [12.5, 50.5]])
     depth_range = np.stack([np.full((64, 64), 3.0, np.float32), np.full((64, 64), 6.0, np.float32)])
     near, far = (object_motion_field(cameras, pixels, pixels, depth) for depth in depth_range)
     start, end = pixels - near * 64, pixels - far * 64  # where each ray's near and far points land
@@ -76,12 +76,13 @@ def test_least_motion_field_is_the_smallest_field_over_the_whole_depth_range(orb
             0.6 * start[0] + 0.4 * end[0],  # a track sliding between the two surfaces: static
             0.5 * (start[1] + end[1]) + np.array([0.0, 2.5]),  # between them, and off the ray
             end[2] + 2.0 * (end[2] - start[2]),  # past the far surface
+            start[3] - 1.5 * (end[3] - start[3]),  # before the near surface
         ]
     )
     least = least_motion_field(cameras, pixels, moved, depth_range)
     depths = 1.0 / np.linspace(1 / 3.0, 1 / 6.0, 3001)  # even steps along each ray's image
     sampled = np.stack([object_motion_field(cameras, pixels, moved, np.full((64, 64), z)) for z in depths])
-    smallest = sampled[np.linalg.norm(sampled, axis=2).argmin(axis=0), np.arange(3)]
+    smallest = sampled[np.linalg.norm(sampled, axis=2).argmin(axis=0), np.arange(4)]
     np.testing.assert_allclose(least, smallest, atol=1e-4)  # the segments are ~0.3 long: 1e-4 per step
     assert (np.linalg.norm(least, axis=1) <= np.linalg.norm(smallest, axis=1) + 1e-12).all()
     np.testing.assert_allclose(least[0], 0.0, atol=1e-6)
