@@ -212,8 +212,7 @@ def flow_two_view_geometries(
         for pair_id, geometry in zip(*database.read_two_view_geometries(), strict=True):
             id_a, id_b = pycolmap.pair_id_to_image_pair(pair_id)
             a, b = index_of[images[id_a].name], index_of[images[id_b].name]
-            static = (None, None) if moving is None else (~moving[a], ~moving[b])
-            pose = flow_relative_pose(frames[a], frames[b], K[id_a], K[id_b], *static)
+            pose = flow_relative_pose(frames[a], frames[b], K[id_a], K[id_b], *static_masks(moving, a, b))
             if pose is None:
                 continue
             rotation, translation = pose
@@ -282,6 +281,11 @@ def static_flow_matches(
         if static is not None:
             keep &= static[pixel_rows_cols(points, static.shape)]
     return points_a[keep], points_b[keep]
+
+
+def static_masks(moving: np.ndarray | None, a: int, b: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The static pixels [H, W] of frames ``a`` and ``b`` given ``moving`` [T, H, W] (None: all)."""
+    return (None, None) if moving is None else (~moving[a], ~moving[b])
 
 
 def fundamental_matrix(rotation: np.ndarray, translation: np.ndarray, K_a: np.ndarray, K_b: np.ndarray) -> np.ndarray:  # noqa: N803
@@ -506,8 +510,7 @@ def keyframe_homographies(
     chain = []
     for index in range(1, len(frames)):
         key = (index - 1) // config.keyframe_gap * config.keyframe_gap
-        static = (None, None) if moving is None else (~moving[key], ~moving[index])
-        points, moved = static_flow_matches(frames[key], frames[index], *static)
+        points, moved = static_flow_matches(frames[key], frames[index], *static_masks(moving, key, index))
         homography = None if len(points) < 16 else fitted_homography(points, moved, config)
         if homography is None:
             return None
@@ -565,8 +568,8 @@ def camera_translates(
     starts = sorted({*range(0, len(frames) - gap, gap), len(frames) - 1 - gap})
     homographies = []
     for start in starts:
-        static = (None, None) if moving is None else (~moving[start], ~moving[start + gap])
-        points_a, points_b = static_flow_matches(frames[start], frames[start + gap], *static)
+        masks = static_masks(moving, start, start + gap)
+        points_a, points_b = static_flow_matches(frames[start], frames[start + gap], *masks)
         homography = None if len(points_a) < 16 else cv2.findHomography(points_a, points_b, cv2.RANSAC, 1.0)[0]
         if homography is None:
             return True
