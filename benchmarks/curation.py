@@ -212,6 +212,8 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=6, help="videos in the throughput section")
     parser.add_argument("--sections", default="poses,static,motion,depth,throughput")
     args = parser.parse_args()
+    if args.videos < 1:
+        parser.error("--videos must be at least 1")
     sections = args.sections.split(",")
     start = time.perf_counter()
     if "poses" in sections:
