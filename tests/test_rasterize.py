@@ -139,18 +139,31 @@ def test_compiled_projection_matches_torch_with_culled_and_clamped_gaussians():
         torch.testing.assert_close(actual, expected, atol=1e-8, rtol=1e-7)
 
 
-def test_compiled_binning_lists_the_same_tiles_in_the_same_order():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_binning_lists_the_same_tiles_in_the_same_order(dtype):
+    import numba
+
     from scene4d.splat.rasterize import bin_gaussians, bin_gaussians_compiled
 
-    means, quats, log_scales, _, _ = (t.detach() for t in random_gaussians(800, seed=7))
-    cameras = orbiting_cameras(2, width=53, height=37)
+    means, quats, log_scales, _, _ = (t.detach() for t in random_gaussians(800, dtype=dtype, seed=7))
+    cameras = orbiting_cameras(2, width=53, height=37, dtype=dtype)
     projected = project_gaussians(means, quats, log_scales, cameras)
     depths = projected.depths.clone()
     depths[:, :100] = depths[:, 100:200]  # equal depths: ties keep the index order
+    depths[:, 200:300] *= -1.0  # the sort handles any float: negative depths come first, farthest first
+    depths[:, 300:310] = 0.0
     expected = bin_gaussians(projected.means2d, projected.radii, depths, cameras.width, cameras.height)
-    actual = bin_gaussians_compiled(projected.means2d, projected.radii, depths, cameras.width, cameras.height)
-    assert (actual.tiles_x, actual.tiles_y) == (expected.tiles_x, expected.tiles_y) == (4, 3)
-    assert torch.equal(actual.offsets, expected.offsets) and torch.equal(actual.gaussian_ids, expected.gaussian_ids)
+    assert (projected.radii[:, 200:300] > 0).all(dim=-1).sum() > 50
+    threads = numba.get_num_threads()
+    try:
+        for chunks in sorted({1, threads}):  # each thread fills its own run of the depth order
+            numba.set_num_threads(chunks)
+            actual = bin_gaussians_compiled(projected.means2d, projected.radii, depths, cameras.width, cameras.height)
+            assert (actual.tiles_x, actual.tiles_y) == (expected.tiles_x, expected.tiles_y) == (4, 3)
+            assert torch.equal(actual.offsets, expected.offsets)
+            assert torch.equal(actual.gaussian_ids, expected.gaussian_ids)
+    finally:
+        numba.set_num_threads(threads)
 
 
 def test_cpu_matches_torch_on_needle_gaussians_in_float32():

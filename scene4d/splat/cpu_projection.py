@@ -234,44 +234,105 @@ def project_backward(
             out_grad_quats[g, index] = grads[index]
 
 
+@njit(cache=True)
+def tile_box(means2d, radii, camera, g, tile_size, tiles_x, tiles_y):
+    """(low x, high x, low y, high y) of the tiles that Gaussian ``g``'s 3-sigma box overlaps in ``camera``."""
+    x, y, rx, ry = means2d[camera, g, 0], means2d[camera, g, 1], radii[camera, g, 0], radii[camera, g, 1]
+    return (
+        min(max(math.floor((x - rx) / tile_size), 0), tiles_x - 1),
+        min(max(math.floor((x + rx) / tile_size), 0), tiles_x - 1),
+        min(max(math.floor((y - ry) / tile_size), 0), tiles_y - 1),
+        min(max(math.floor((y + ry) / tile_size), 0), tiles_y - 1),
+    )
+
+
+@njit(cache=True)
+def depth_order(depth_bits, radii):
+    """Indices of the visible Gaussians (both radii > 0) sorted by depth, ties in index order, from the
+    depths' IEEE bits ``depth_bits`` [N] (uint32 or uint64): the bits become integers in the floats' order
+    (the sign bit set on positive numbers, every bit flipped on negative ones), sorted by a
+    least-significant-digit radix sort, 8 bits a pass, skipping passes whose digit never varies."""
+    order = np.flatnonzero((radii[:, 0] > 0) & (radii[:, 1] > 0))
+    key_bits = 8 * depth_bits.itemsize
+    sign = np.uint64(1) << np.uint64(key_bits - 1)
+    every_bit = sign | (sign - np.uint64(1))
+    keys = np.empty(depth_bits.shape[0], np.uint64)
+    for g in order:
+        bits = np.uint64(depth_bits[g])
+        keys[g] = bits ^ every_bit if bits & sign else bits | sign
+    scratch = np.empty_like(order)
+    for shift in range(0, key_bits, 8):
+        starts = np.zeros(257, np.int64)
+        for g in order:
+            starts[((keys[g] >> np.uint64(shift)) & np.uint64(255)) + 1] += 1
+        if starts.max() == order.shape[0]:
+            continue
+        starts = np.cumsum(starts)
+        for g in order:
+            digit = (keys[g] >> np.uint64(shift)) & np.uint64(255)
+            scratch[starts[digit]] = g
+            starts[digit] += 1
+        order, scratch = scratch, order
+    return order
+
+
+@njit(cache=True)
+def list_run(means2d, radii, camera, run, tile_size, tiles_x, tiles_y, cursor, ids):
+    """Append each Gaussian of ``run`` (indices, in depth order) to the list of every tile its 3-sigma box
+    overlaps: at ``ids[cursor[tile]]``, advancing that cursor. With ``ids`` empty it only counts."""
+    for g in run:
+        low_x, high_x, low_y, high_y = tile_box(means2d, radii, camera, g, tile_size, tiles_x, tiles_y)
+        for tile_y in range(low_y, high_y + 1):
+            for tile_x in range(low_x, high_x + 1):
+                tile = tile_y * tiles_x + tile_x
+                if ids.shape[0] > 0:
+                    ids[cursor[tile]] = g
+                cursor[tile] += 1
+
+
 @njit(parallel=True, cache=True)
-def bin_tiles(means2d, radii, depths, width, height, tile_size):
+def bin_tiles(means2d, radii, depth_bits, width, height, tile_size, chunks):
     """(offsets [C * tiles + 1], ids [M]): for each camera and tile, the Gaussians whose 3-sigma box
     overlaps it, by depth (ties in index order), exactly as ``bin_gaussians`` lists them when
-    ``radii`` [C, N, 2] come in the float type of ``means2d`` (so ``centre +- radius`` rounds alike)."""
-    num_cameras, num = depths.shape
+    ``radii`` [C, N, 2] come in the float type of ``means2d`` (so ``centre +- radius`` rounds alike).
+
+    ``depth_bits`` [C, N] are the depths viewed as unsigned integers of their width. Each camera's
+    visible Gaussians are sorted once by depth (``depth_order``) and cut into ``chunks`` runs; the
+    runs are counted per tile in parallel, then listed in parallel, each run from its own place in
+    every tile's list, so that every list comes out in depth order (a stable counting sort).
+    """
+    num_cameras, num = depth_bits.shape
     tiles_x, tiles_y = -(-width // tile_size), -(-height // tile_size)
     tiles = tiles_x * tiles_y
-    boxes = np.empty((num_cameras, num, 4), np.int64)  # low x, high x, low y, high y (empty when low > high)
-    per_cell = np.zeros(num_cameras * tiles, np.int64)
+    orders = np.empty((num_cameras, num), np.int64)
+    visible = np.zeros(num_cameras, np.int64)
+    for camera in prange(num_cameras):
+        order = depth_order(depth_bits[camera], radii[camera])
+        visible[camera] = order.shape[0]
+        orders[camera, : order.shape[0]] = order
+    runs = np.empty((num_cameras, chunks + 1), np.int64)  # run k of a camera: orders[camera, runs[k] : runs[k + 1]]
     for camera in range(num_cameras):
-        for g in range(num):
-            box = boxes[camera, g]
-            if radii[camera, g, 0] <= 0 or radii[camera, g, 1] <= 0:
-                box[0], box[1], box[2], box[3] = 1, 0, 1, 0
-                continue
-            for axis, limit in ((0, tiles_x), (1, tiles_y)):
-                centre, extent = means2d[camera, g, axis], radii[camera, g, axis]
-                box[2 * axis] = min(max(math.floor((centre - extent) / tile_size), 0), limit - 1)
-                box[2 * axis + 1] = min(max(math.floor((centre + extent) / tile_size), 0), limit - 1)
-            for tile_y in range(box[2], box[3] + 1):
-                for tile_x in range(box[0], box[1] + 1):
-                    per_cell[camera * tiles + tile_y * tiles_x + tile_x] += 1
-    offsets = np.zeros(num_cameras * tiles + 1, np.int64)
-    offsets[1:] = np.cumsum(per_cell)
-    ids = np.empty(offsets[-1], np.int64)
-    keys = np.empty(offsets[-1], depths.dtype)
-    cursor = offsets[:-1].copy()
+        for chunk in range(chunks + 1):
+            runs[camera, chunk] = visible[camera] * chunk // chunks
+    counts = np.zeros((num_cameras, chunks, tiles), np.int64)
+    no_ids = np.empty(0, np.int64)
+    for job in prange(num_cameras * chunks):
+        camera, chunk = job // chunks, job % chunks
+        run = orders[camera, runs[camera, chunk] : runs[camera, chunk + 1]]
+        list_run(means2d, radii, camera, run, tile_size, tiles_x, tiles_y, counts[camera, chunk], no_ids)
+    offsets = np.empty(num_cameras * tiles + 1, np.int64)
+    cursors = np.empty((num_cameras, chunks, tiles), np.int64)
+    total = 0
     for camera in range(num_cameras):
-        for g in range(num):
-            box = boxes[camera, g]
-            for tile_y in range(box[2], box[3] + 1):
-                for tile_x in range(box[0], box[1] + 1):
-                    cell = camera * tiles + tile_y * tiles_x + tile_x
-                    ids[cursor[cell]], keys[cursor[cell]] = g, depths[camera, g]
-                    cursor[cell] += 1
-    for cell in prange(num_cameras * tiles):
-        start, end = offsets[cell], offsets[cell + 1]
-        order = np.argsort(keys[start:end], kind="mergesort")
-        ids[start:end] = ids[start:end][order]
+        for tile in range(tiles):
+            offsets[camera * tiles + tile] = total
+            for chunk in range(chunks):
+                cursors[camera, chunk, tile] = total
+                total += counts[camera, chunk, tile]
+    offsets[-1] = total
+    ids = np.empty(total, np.int64)
+    for job in prange(num_cameras * chunks):
+        camera, chunk = job // chunks, job % chunks
+        run = orders[camera, runs[camera, chunk] : runs[camera, chunk + 1]]
+        list_run(means2d, radii, camera, run, tile_size, tiles_x, tiles_y, cursors[camera, chunk], ids)
     return offsets, ids

@@ -152,10 +152,14 @@ def bin_gaussians(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, he
 
 def bin_gaussians_compiled(means2d: Tensor, radii: Tensor, depths: Tensor, width: int, height: int) -> TileBins:
     """``bin_gaussians`` by a compiled kernel: the same tile lists in the same order."""
+    from numba import get_num_threads
+
     from scene4d.splat import cpu_projection
 
+    depths = to_numpy(depths)
+    depth_bits = depths.view(np.uint32 if depths.dtype == np.float32 else np.uint64)
     offsets, ids = cpu_projection.bin_tiles(  # radii in the means' float type, as bin_gaussians rounds
-        to_numpy(means2d), to_numpy(radii.to(means2d.dtype)), to_numpy(depths), width, height, TILE_SIZE
+        to_numpy(means2d), to_numpy(radii.to(means2d.dtype)), depth_bits, width, height, TILE_SIZE, get_num_threads()
     )
     return TileBins(torch.from_numpy(offsets), torch.from_numpy(ids), *tile_grid(width, height))
 
