@@ -13,7 +13,8 @@
   with the default settings of ``scene4d reconstruct``: the wall time.
 
 ``--depth-weight`` adds depth supervision where the training frames carry depth (only ``4d``);
-``--sh-degree`` sets the colours' SH degree (fewer bands overfit sparse views less).
+``--sh-degree`` sets the colours' SH degree (fewer bands overfit sparse views less);
+``--rasterize-mode`` fits and renders in gsplat's ``antialiased`` (the default) or ``classic`` mode.
 
     python benchmarks/splat_quality.py --case 3d --seeds 0 1 --iters 2000
     python benchmarks/splat_quality.py --case 4d --iters 2500 [--no-depth]
@@ -37,6 +38,7 @@ from scene4d.io import Clip
 from scene4d.splat.deform import splats_at
 from scene4d.splat.fit import FitConfig, fit_gaussians, render_splats
 from scene4d.splat.fit4d import fit_dynamic
+from scene4d.splat.rasterize import RASTERIZE_MODES
 from scene4d.synth import SynthConfig, make_clip
 
 
@@ -73,7 +75,7 @@ def case_3d(config: FitConfig, sfm_points: bool = False) -> dict:
     splats = fit_gaussians(train, config)
     seconds = time.perf_counter() - start
     test = subset(clip, held_out)
-    rgb, _, _ = render_splats(splats, test.cameras)
+    rgb, _, _ = render_splats(splats, test.cameras, mode=config.rasterize_mode)
     return {**scores(rgb, test), "seconds": seconds, "gaussians": int(splats["means"].shape[0])}
 
 
@@ -85,7 +87,10 @@ def case_4d(config: FitConfig, with_depth: bool = True) -> dict:
     splats, field = fit_dynamic(train, config, warmup=500)
     seconds = time.perf_counter() - start
     test = subset(clip, view == 2)
-    frames = [render_splats(splats_at(splats, field, float(t)), test.cameras[i])[0] for i, t in enumerate(test.times)]
+    frames = [
+        render_splats(splats_at(splats, field, float(t)), test.cameras[i], mode=config.rasterize_mode)[0]
+        for i, t in enumerate(test.times)
+    ]
     return {**scores(torch.cat(frames), test), "seconds": seconds, "gaussians": int(splats["means"].shape[0])}
 
 
@@ -99,7 +104,7 @@ def case_32view(config: FitConfig) -> dict:
     start = time.perf_counter()
     splats = fit_gaussians(cropped, config)
     seconds = time.perf_counter() - start
-    rgb, _, _ = render_splats(splats, cropped.cameras)
+    rgb, _, _ = render_splats(splats, cropped.cameras, mode=config.rasterize_mode)
     return {**scores(rgb, cropped), "seconds": seconds, "gaussians": int(splats["means"].shape[0])}
 
 
@@ -117,6 +122,7 @@ def main() -> None:
     parser.add_argument("--no-depth", action="store_true", help="(4d: start from stereo, not the depth maps)")
     parser.add_argument("--sfm-points", action="store_true", help="(3d: start from COLMAP's points, topped up)")
     parser.add_argument("--no-triangulate", action="store_true", help="no triangulated points: stereo alone")
+    parser.add_argument("--rasterize-mode", choices=RASTERIZE_MODES, default=FitConfig.rasterize_mode)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
@@ -127,6 +133,7 @@ def main() -> None:
             seed=args.one,
             max_gaussians=args.max_gaussians,
             triangulate=not args.no_triangulate,
+            rasterize_mode=args.rasterize_mode,
         )
         options = {"4d": {"with_depth": not args.no_depth}, "3d": {"sfm_points": args.sfm_points}}.get(args.case, {})
         result = CASES[args.case](config, **options)
@@ -134,7 +141,8 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(f"case {args.case}, {args.iters} iterations, depth weight {args.depth_weight}, SH degree {args.sh_degree}, "
-          f"budget {args.max_gaussians}, torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
+          f"budget {args.max_gaussians}, {args.rasterize_mode}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
     print("| seed | PSNR dB | SSIM | fit seconds | Gaussians | peak MB |")
     print("|---|---|---|---|---|---|")
     for seed in args.seeds:
@@ -142,7 +150,7 @@ def main() -> None:
                    "--depth-weight", str(args.depth_weight), "--sh-degree", str(args.sh_degree),
                    "--max-gaussians", str(args.max_gaussians)]  # fmt: skip
         command += ["--no-depth"] * args.no_depth + ["--sfm-points"] * args.sfm_points
-        command += ["--no-triangulate"] * args.no_triangulate
+        command += ["--no-triangulate"] * args.no_triangulate + ["--rasterize-mode", args.rasterize_mode]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         row = json.loads(output.strip().splitlines()[-1])
         print(f"| {seed} | {row['psnr']:.2f} | {row['ssim']:.3f} | {row['seconds']:.0f} | {row['gaussians']} "

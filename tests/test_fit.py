@@ -143,7 +143,7 @@ def test_depth_weight_adds_the_weighted_depth_error_to_the_step_loss(small_clip)
     colors = torch.cat([splats["sh0"], splats["shN"]], dim=1)
     rendered = rasterize(
         splats["means"], splats["quats"], splats["scales"], splats["opacities"], colors, camera,
-        torch.zeros(3), sh_degree=sh_degree_of(splats),
+        torch.zeros(3), sh_degree=sh_degree_of(splats), mode=config.rasterize_mode,
     )  # fmt: skip
     expected = 0.3 * float(depth_loss(rendered.depth, rendered.alpha, target_depth))
     assert expected > 0.01

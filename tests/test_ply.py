@@ -4,7 +4,7 @@ import torch
 from plyfile import PlyData, PlyElement
 
 from scene4d.errors import Scene4DError
-from scene4d.io.ply import load_ply, save_ply
+from scene4d.io.ply import load_ply, ply_rasterize_mode, save_ply
 
 
 def random_splats(num=7, rest=15):
@@ -18,6 +18,18 @@ def test_round_trip(tmp_path):
     splats = random_splats()
     save_ply(tmp_path / "s.ply", splats)
     loaded = load_ply(tmp_path / "s.ply")
+    for name, tensor in splats.items():
+        torch.testing.assert_close(loaded[name], tensor, msg=name)
+
+
+def test_the_rasterize_mode_travels_in_a_header_comment(tmp_path):
+    splats = random_splats()
+    save_ply(tmp_path / "aa.ply", splats, "antialiased")
+    save_ply(tmp_path / "plain.ply", splats)
+    assert ply_rasterize_mode(tmp_path / "aa.ply") == "antialiased"
+    assert ply_rasterize_mode(tmp_path / "plain.ply") == "classic"  # as files from other tools
+    assert PlyData.read(str(tmp_path / "aa.ply")).comments == ["scene4d rasterize_mode antialiased"]
+    loaded = load_ply(tmp_path / "aa.ply")
     for name, tensor in splats.items():
         torch.testing.assert_close(loaded[name], tensor, msg=name)
 

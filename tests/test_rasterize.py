@@ -6,7 +6,7 @@ import torch
 
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, look_at_w2c
-from scene4d.splat.projection import BLUR_2D, project_gaussians, spherical_harmonics
+from scene4d.splat.projection import BLUR_2D, antialiasing_compensation, project_gaussians, spherical_harmonics
 from scene4d.splat.rasterize import rasterize
 
 
@@ -28,9 +28,9 @@ def orbiting_cameras(num, width=40, height=33, dtype=torch.float64):
     return Cameras.from_fov(60.0, width, height, w2c)
 
 
-def render_and_grads(params, cameras, backend, sh_degree=None, seed=1):
+def render_and_grads(params, cameras, backend, sh_degree=None, seed=1, mode="classic"):
     background = torch.tensor([0.2, 0.3, 0.4], dtype=params[0].dtype)
-    result = rasterize(*params, cameras, background, sh_degree=sh_degree, backend=backend)
+    result = rasterize(*params, cameras, background, sh_degree=sh_degree, backend=backend, mode=mode)
     generator = torch.Generator().manual_seed(seed)
     outputs = (result.rgb, result.alpha, result.depth)
     cotangents = [torch.randn(o.shape, generator=generator, dtype=o.dtype) for o in outputs]
@@ -38,14 +38,14 @@ def render_and_grads(params, cameras, backend, sh_degree=None, seed=1):
     return [o.detach() for o in outputs], torch.autograd.grad(loss, params)
 
 
-@pytest.mark.parametrize("sh_degree", [None, 3])
-def test_cpu_matches_torch_reference_forward_and_gradients(sh_degree):
+@pytest.mark.parametrize(("sh_degree", "mode"), [(None, "classic"), (3, "classic"), (3, "antialiased")])
+def test_cpu_matches_torch_reference_forward_and_gradients(sh_degree, mode):
     # float64: the two backends then agree to round-off; in float32 a Gaussian sitting exactly on
     # the alpha >= 1/255 or transmittance thresholds can flip between them.
     params = random_gaussians(400, sh_coefficients=16 if sh_degree else 0)
     cameras = orbiting_cameras(2)
-    reference, reference_grads = render_and_grads(params, cameras, "torch", sh_degree)
-    fast, fast_grads = render_and_grads(params, cameras, "cpu", sh_degree)
+    reference, reference_grads = render_and_grads(params, cameras, "torch", sh_degree, mode=mode)
+    fast, fast_grads = render_and_grads(params, cameras, "cpu", sh_degree, mode=mode)
     for name, expected, actual in zip(("rgb", "alpha", "depth"), reference, fast, strict=True):
         torch.testing.assert_close(actual, expected, atol=1e-10, rtol=1e-9, msg=name)
     names = ("means", "quats", "log_scales", "opacity_logits", "colors")
@@ -66,10 +66,12 @@ def test_cpu_matches_torch_reference_in_float32():
         torch.testing.assert_close(actual, expected, atol=1e-3, rtol=1e-3)
 
 
-def test_single_gaussian_matches_the_hand_evaluated_splat():
+@pytest.mark.parametrize(("mode", "std"), [("classic", 0.2), ("antialiased", 0.2), ("antialiased", 0.02)])
+def test_single_gaussian_matches_the_hand_evaluated_splat(mode, std):
     # An isotropic Gaussian of std s at depth z on the optical axis projects to a circular 2D
-    # Gaussian of variance (f s / z)^2 + 0.3 px^2 centred on the principal point.
-    size, focal, depth, std, opacity = 33, 40.0, 4.0, 0.2, 0.8
+    # Gaussian of variance v = (f s / z)^2 + blur centred on the principal point. The antialiased
+    # mode scales its opacity by sqrt(det / det with blur) = (f s / z)^2 / v.
+    size, focal, depth, opacity = 33, 40.0, 4.0, 0.8
     cameras = Cameras(torch.tensor([[[focal, 0, size / 2], [0, focal, size / 2], [0, 0, 1]]], dtype=torch.float64),
                       torch.eye(4, dtype=torch.float64)[None], size, size)  # fmt: skip
     means = torch.tensor([[0.0, 0.0, depth]], dtype=torch.float64)
@@ -77,12 +79,14 @@ def test_single_gaussian_matches_the_hand_evaluated_splat():
     log_scales = torch.full((1, 3), math.log(std), dtype=torch.float64)
     logits = torch.tensor([math.log(opacity / (1 - opacity))], dtype=torch.float64)
     colors = torch.tensor([[1.0, 0.5, 0.25]], dtype=torch.float64)
-    variance = (focal * std / depth) ** 2 + BLUR_2D
+    variance = (focal * std / depth) ** 2 + BLUR_2D[mode]
+    peak = opacity * ((focal * std / depth) ** 2 / variance if mode == "antialiased" else 1.0)
     for backend in ("cpu", "torch"):
-        result = rasterize(means, quats, log_scales, logits, colors, cameras, backend=backend)
-        for row, col in ((16, 16), (16, 18), (13, 17)):
+        result = rasterize(means, quats, log_scales, logits, colors, cameras, backend=backend, mode=mode)
+        for row, col in ((16, 16), (16, 17), (15, 16)):
             offset_sq = (col + 0.5 - size / 2) ** 2 + (row + 0.5 - size / 2) ** 2
-            alpha = opacity * math.exp(-0.5 * offset_sq / variance)
+            alpha = peak * math.exp(-0.5 * offset_sq / variance)
+            assert alpha > 1 / 255
             assert math.isclose(float(result.alpha[0, row, col]), alpha, rel_tol=1e-9)
             assert math.isclose(float(result.rgb[0, row, col, 1]), 0.5 * alpha, rel_tol=1e-9)
             assert math.isclose(float(result.depth[0, row, col]), depth, rel_tol=1e-9)
@@ -231,23 +235,29 @@ def test_info_feeds_gsplat_default_strategy():
     assert params["means"].shape[0] > 200  # every visible Gaussian was cloned or split
 
 
-def test_projection_matches_gsplats_pytorch_reference():
+@pytest.mark.parametrize("mode", ["classic", "antialiased"])
+def test_projection_matches_gsplats_pytorch_reference(mode):
     from gsplat.cuda._torch_impl import _fully_fused_projection
 
     from scene4d.splat.projection import covariance_3d
 
     means, quats, log_scales, _, _ = (t.detach() for t in random_gaussians(500))
+    log_scales[::3] -= 3.0  # splats well under a pixel, where the compensation matters
     cameras = orbiting_cameras(2)
-    ours = project_gaussians(means, quats, log_scales, cameras)
+    ours = project_gaussians(means, quats, log_scales, cameras, BLUR_2D[mode])
     covars = covariance_3d(quats, log_scales)
-    _, means2d, depths, conics, _ = _fully_fused_projection(
-        means, covars, cameras.w2c, cameras.K, cameras.width, cameras.height, eps2d=BLUR_2D
-    )
+    _, means2d, depths, conics, compensations = _fully_fused_projection(
+        means, covars, cameras.w2c, cameras.K, cameras.width, cameras.height, eps2d=BLUR_2D[mode],
+        calc_compensations=True,
+    )  # fmt: skip
     visible = (ours.radii > 0).all(dim=-1)
     assert int(visible.sum()) > 500
     torch.testing.assert_close(ours.means2d[visible], means2d[visible])
     torch.testing.assert_close(ours.depths[visible], depths[visible])
     torch.testing.assert_close(ours.conics[visible], conics[visible])
+    ours_compensation = antialiasing_compensation(ours.conics, BLUR_2D[mode])[visible]
+    assert float(ours_compensation.min()) < 0.5
+    torch.testing.assert_close(ours_compensation, compensations[visible], atol=1e-6, rtol=1e-6)
 
 
 def test_spherical_harmonics_match_gsplats_pytorch_reference():

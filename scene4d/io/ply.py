@@ -21,12 +21,14 @@ from scene4d.errors import Scene4DError
 from scene4d.io.atomic import atomic_file
 from scene4d.io.clip import check_points
 
+MODE_COMMENT = "scene4d rasterize_mode "  # header comment: the rasterize mode the splats were fitted in
 REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", *(f"scale_{i}" for i in range(3)),
             *(f"rot_{i}" for i in range(4))]  # fmt: skip
 
 
-def save_ply(path: str | Path, splats: Mapping[str, Tensor]) -> None:
-    """Write splats (gsplat names, see module docstring) as a binary INRIA ``.ply``, atomically."""
+def save_ply(path: str | Path, splats: Mapping[str, Tensor], rasterize_mode: str | None = None) -> None:
+    """Write splats (gsplat names, see module docstring) as a binary INRIA ``.ply``, atomically; with
+    ``rasterize_mode``, a header comment records it (``ply_rasterize_mode``; viewers ignore comments)."""
     from plyfile import PlyData, PlyElement
 
     means = splats["means"].detach().cpu().float().numpy()
@@ -48,8 +50,22 @@ def save_ply(path: str | Path, splats: Mapping[str, Tensor]) -> None:
     vertices = np.empty(len(means), dtype=[(name, "f4") for name in columns])
     for name, values in columns.items():
         vertices[name] = values
+    comments = [] if rasterize_mode is None else [MODE_COMMENT + rasterize_mode]
     with atomic_file(path) as staging:
-        PlyData([PlyElement.describe(vertices, "vertex")]).write(str(staging))
+        PlyData([PlyElement.describe(vertices, "vertex")], comments=comments).write(str(staging))
+
+
+def ply_rasterize_mode(path: str | Path) -> str:
+    """The rasterize mode recorded by ``save_ply`` in the header of a splat file, else ``classic`` (3DGS:
+    what the INRIA code and most tools fit in)."""
+    with open(path, "rb") as file:
+        for line in file:
+            text = line.decode("ascii", "replace").strip()
+            if text == "end_header":
+                break
+            if text.startswith("comment " + MODE_COMMENT):
+                return text.removeprefix("comment " + MODE_COMMENT).strip()
+    return "classic"
 
 
 def load_ply(path: str | Path) -> dict[str, Tensor]:

@@ -4,7 +4,7 @@ binning: the ``cpu`` backend's twins of ``scene4d.splat.projection.project_gauss
 
 Imported on first use, like ``cpu_kernels``. Per Gaussian ``g`` and camera (``R``, ``t``, ``K``):
 ``p = R m + t``; the Jacobian ``J`` of the perspective map at ``p`` (x/z and y/z clamped to 1.3x the
-field of view); ``cov2d = (J R) Sigma (J R)^T + 0.3 I`` with ``Sigma = (Rq S)(Rq S)^T``; the conic is
+field of view); ``cov2d = (J R) Sigma (J R)^T + blur I`` with ``Sigma = (Rq S)(Rq S)^T``; the conic is
 ``cov2d^-1`` as (a, b, c). The backward pass recomputes these per camera and sums the gradients of
 ``m``, the quaternion and the log-scales over cameras; the parallel loop runs over Gaussians, so
 no two threads write the same output.
@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from scene4d.splat.projection import BLUR_2D, NEAR_PLANE
+from scene4d.splat.projection import NEAR_PLANE
 
 
 @njit(cache=True)
@@ -93,7 +93,7 @@ def sandwich(row0, row1, sigma):
 
 
 @njit(cache=True)
-def screen_covariance(means, g, sigma, rotation, translation, intrinsics, width, height, camera):
+def screen_covariance(means, g, sigma, rotation, translation, intrinsics, width, height, blur, camera):
     """Gaussian ``g`` (world covariance ``sigma``) in ``camera``: the point ``p``, what the Jacobian is
     made of (``screen_jacobian``), the rows of ``M = J R``, the 2D covariance (a, b, c) with the blur,
     and whether it is valid (in front of the near plane, positive determinant)."""
@@ -101,16 +101,16 @@ def screen_covariance(means, g, sigma, rotation, translation, intrinsics, width,
     px, py, pz = camera_point(means, g, rotation, translation, camera)
     depth, u, v, u_free, v_free = screen_jacobian(px, py, pz, k, width, height)
     row0, row1 = screen_rows(rotation, camera, k[0, 0], k[1, 1], depth, u, v)
-    a = sandwich(row0, row0, sigma) + BLUR_2D
+    a = sandwich(row0, row0, sigma) + blur
     b = sandwich(row0, row1, sigma)
-    c = sandwich(row1, row1, sigma) + BLUR_2D
+    c = sandwich(row1, row1, sigma) + blur
     valid = pz > NEAR_PLANE and a * c - b * b > 0
     return (px, py, pz), (depth, u, v, u_free, v_free), (row0, row1), (a, b, c), valid
 
 
 @njit(parallel=True, cache=True)
 def project_forward(
-    means, quats, log_scales, rotation, translation, intrinsics, width, height,
+    means, quats, log_scales, rotation, translation, intrinsics, width, height, blur,
     out_means2d, out_conics, out_depths, out_radii,
 ):  # fmt: skip
     """Means2d [C, N, 2], conics [C, N, 3], depths [C, N] and int radii [C, N, 2] (0 = culled)."""
@@ -120,7 +120,7 @@ def project_forward(
             k = intrinsics[camera]
             fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
             (px, py, pz), (depth, _, _, _, _), _, (a, b, c), valid = screen_covariance(
-                means, g, sigma, rotation, translation, intrinsics, width, height, camera
+                means, g, sigma, rotation, translation, intrinsics, width, height, blur, camera
             )
             safe = a * c - b * b if valid else 1.0
             out_conics[camera, g, 0], out_conics[camera, g, 1], out_conics[camera, g, 2] = c / safe, -b / safe, a / safe
@@ -163,7 +163,7 @@ def quaternion_gradient(quats, g, grad_rotation):
 
 @njit(parallel=True, cache=True)
 def project_backward(
-    means, quats, log_scales, rotation, translation, intrinsics, width, height,
+    means, quats, log_scales, rotation, translation, intrinsics, width, height, blur,
     grad_means2d, grad_conics, grad_depths, out_grad_means, out_grad_quats, out_grad_log_scales,
 ):  # fmt: skip
     """Gradients of means [N, 3], quaternions [N, 4] and log-scales [N, 3] from those of the outputs
@@ -176,7 +176,7 @@ def project_backward(
             k, r = intrinsics[camera], rotation[camera]
             fx, fy = k[0, 0], k[1, 1]
             (px, py, pz), (depth, u, v, u_free, v_free), (row0, row1), (a, b, c), valid = screen_covariance(
-                means, g, sigma, rotation, translation, intrinsics, width, height, camera
+                means, g, sigma, rotation, translation, intrinsics, width, height, blur, camera
             )
             da, db, dc = conic_gradient(
                 a, b, c, valid, grad_conics[camera, g, 0], grad_conics[camera, g, 1], grad_conics[camera, g, 2]

@@ -25,7 +25,7 @@ from scene4d.io import Clip
 from scene4d.io.checkpoints import load_checkpoint, save_checkpoint
 from scene4d.splat.losses import depth_loss, photometric_loss
 from scene4d.splat.projection import SH_C0
-from scene4d.splat.rasterize import BACKENDS, rasterize
+from scene4d.splat.rasterize import BACKENDS, RASTERIZE_MODES, rasterize
 
 SPLAT_NAMES = ("means", "quats", "scales", "opacities", "sh0", "shN")
 Splats = dict[str, Tensor]
@@ -61,6 +61,7 @@ class FitConfig:
     checkpoint_every: int = 500
     seed: int = 0
     backend: str = "auto"
+    rasterize_mode: str = "antialiased"  # rasterize(): Mip-Splatting's 2D filter, or classic 3DGS
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
@@ -69,6 +70,9 @@ class FitConfig:
             raise Scene4DError(f"SH degree must be 0-3, got {self.sh_degree}")
         if self.backend not in BACKENDS:
             raise Scene4DError(f"unknown rasterizer backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
+        if self.rasterize_mode not in RASTERIZE_MODES:
+            modes = ", ".join(RASTERIZE_MODES)
+            raise Scene4DError(f"unknown rasterize mode {self.rasterize_mode!r}; valid: {modes}")
         if self.depth_weight < 0:
             raise Scene4DError(f"depth weight must be non-negative, got {self.depth_weight}")
         if self.init_points < 4:
@@ -92,16 +96,18 @@ def sh_degree_of(splats: Splats) -> int:
 
 
 def render_splats(
-    splats: Splats, cameras: Cameras, background: Tensor | None = None, backend: str = "auto"
-) -> tuple[Tensor, Tensor, Tensor]:
-    """RGB [C, H, W, 3], alpha [C, H, W] and depth [C, H, W] of ``splats`` seen by each camera, without gradients."""
+    splats: Splats, cameras: Cameras, background: Tensor | None = None, backend: str = "auto",
+    mode: str = FitConfig.rasterize_mode,
+) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """RGB [C, H, W, 3], alpha [C, H, W] and depth [C, H, W] of ``splats`` seen by each camera, without
+    gradients, in the rasterize ``mode`` they were fitted with."""
     colors = torch.cat([splats["sh0"], splats["shN"]], dim=1)
     outputs = []
     with torch.no_grad():
         for index in range(len(cameras)):
             result = rasterize(
                 splats["means"], splats["quats"], splats["scales"], splats["opacities"], colors,
-                cameras[index], background, sh_degree=sh_degree_of(splats), backend=backend,
+                cameras[index], background, sh_degree=sh_degree_of(splats), backend=backend, mode=mode,
             )  # fmt: skip
             outputs.append((result.rgb, result.alpha, result.depth))
     return tuple(torch.cat(parts) for parts in zip(*outputs, strict=True))
@@ -297,7 +303,7 @@ class Trainer:
         means, quats, scales = self.gaussians_at(time)
         result = rasterize(
             means, quats, scales, params["opacities"], colors, camera, background,
-            sh_degree=sh_degree, backend=self.config.backend,
+            sh_degree=sh_degree, backend=self.config.backend, mode=self.config.rasterize_mode,
         )  # fmt: skip
         loss = photometric_loss(
             result.rgb, target, self.config.ssim_weight, confidence, mask, self.config.lpips_weight, self.lpips

@@ -16,7 +16,9 @@ from scene4d.geometry import Cameras
 from scene4d.geometry.rotations import quaternion_to_matrix
 
 NEAR_PLANE = 0.01
-BLUR_2D = 0.3  # pixels^2 added to every 2D covariance (the low-pass filter of 3DGS)
+# Pixels^2 added to every 2D covariance: the low-pass filter of 3DGS (classic), and the 2D Mip filter of
+# Mip-Splatting (antialiased), which approximates a one-pixel box filter and comes with ``antialiasing_compensation``.
+BLUR_2D = {"classic": 0.3, "antialiased": 0.1}
 SH_C0 = 0.28209479177387814
 SH_C1 = 0.4886025119029199
 SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
@@ -40,10 +42,12 @@ def covariance_3d(quats: Tensor, log_scales: Tensor) -> Tensor:
     return rotation_scale @ rotation_scale.transpose(1, 2)
 
 
-def project_gaussians(means: Tensor, quats: Tensor, log_scales: Tensor, cameras: Cameras) -> ProjectedGaussians:
+def project_gaussians(
+    means: Tensor, quats: Tensor, log_scales: Tensor, cameras: Cameras, blur: float = BLUR_2D["classic"]
+) -> ProjectedGaussians:
     """EWA projection (Zwicker et al. 2001, as in 3DGS) of Gaussians into every camera.
 
-    ``means`` [N, 3] world; the 2D covariance is ``J W Sigma W^T J^T + 0.3 I`` with the Jacobian
+    ``means`` [N, 3] world; the 2D covariance is ``J W Sigma W^T J^T + blur I`` with the Jacobian
     ``J`` of the perspective map at the centre, whose x/z and y/z are clamped to 1.3x the field
     of view for stability. Gaussians behind the near plane or whose 3-sigma box misses the image
     get radius 0.
@@ -64,7 +68,7 @@ def project_gaussians(means: Tensor, quats: Tensor, log_scales: Tensor, cameras:
     )
     jacobian_w2c = jacobian @ rotation[:, None]  # [C, N, 2, 3]
     cov2d = jacobian_w2c @ covariance_3d(quats, log_scales)[None] @ jacobian_w2c.transpose(-1, -2)
-    a, b, c = cov2d[..., 0, 0] + BLUR_2D, cov2d[..., 0, 1], cov2d[..., 1, 1] + BLUR_2D
+    a, b, c = cov2d[..., 0, 0] + blur, cov2d[..., 0, 1], cov2d[..., 1, 1] + blur
     determinant = a * c - b * b
     valid = in_front & (determinant > 0)
     safe_det = torch.where(valid, determinant, torch.ones_like(determinant))
@@ -80,22 +84,22 @@ def to_numpy(tensor: Tensor) -> np.ndarray:
 
 
 def project_gaussians_compiled(
-    means: Tensor, quats: Tensor, log_scales: Tensor, cameras: Cameras
+    means: Tensor, quats: Tensor, log_scales: Tensor, cameras: Cameras, blur: float = BLUR_2D["classic"]
 ) -> ProjectedGaussians:
     """``project_gaussians`` by the compiled CPU kernels: same outputs, gradients by their own backward."""
-    means2d, conics, depths, radii = _CompiledProjection.apply(means, quats, log_scales, cameras)
+    means2d, conics, depths, radii = _CompiledProjection.apply(means, quats, log_scales, cameras, blur)
     return ProjectedGaussians(means2d, conics, depths, radii)
 
 
 class _CompiledProjection(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, means, quats, log_scales, cameras):  # noqa: ANN001
+    def forward(ctx, means, quats, log_scales, cameras, blur):  # noqa: ANN001
         from scene4d.splat import cpu_projection
 
         inputs = [to_numpy(t) for t in (means, quats, log_scales)]
         dtype = inputs[0].dtype
         camera_arrays = [to_numpy(t.to(means.dtype)) for t in (cameras.R, cameras.t, cameras.K)]
-        layout = (*inputs, *camera_arrays, cameras.width, cameras.height)
+        layout = (*inputs, *camera_arrays, cameras.width, cameras.height, blur)
         num_cameras, num = len(cameras), means.shape[0]
         means2d, conics = np.empty((num_cameras, num, 2), dtype), np.empty((num_cameras, num, 3), dtype)
         depths, radii = np.empty((num_cameras, num), dtype), np.empty((num_cameras, num, 2), np.int32)
@@ -113,7 +117,18 @@ class _CompiledProjection(torch.autograd.Function):
         grads = [np.empty_like(array) for array in (means, quats, log_scales)]
         upstream = [to_numpy(g) for g in (grad_means2d, grad_conics, grad_depths)]
         cpu_projection.project_backward(*ctx.layout, *upstream, *grads)
-        return (*(torch.from_numpy(g) for g in grads), None)
+        return (*(torch.from_numpy(g) for g in grads), None, None)
+
+
+def antialiasing_compensation(conics: Tensor, blur: float) -> Tensor:
+    """``sqrt(det(S) / det(S + blur I))`` [...] of each 2D covariance ``S`` from the conic [..., 3] (a, b, c)
+    of ``S + blur I``: the factor on opacity that keeps a Gaussian's total weight when the filter widens
+    it (Mip-Splatting eq. 10, gsplat's ``antialiased`` mode). With ``(a, b, c) = (S + blur I)^-1`` the
+    ratio is ``1 - blur (a + c) + blur^2 (a c - b^2)``; 1e-12 inside the root keeps its gradient finite
+    where a Gaussian seen edge-on has no area."""
+    a, b, c = conics.unbind(-1)
+    ratio = 1 - blur * (a + c) + blur * blur * (a * c - b * b)
+    return (ratio.clamp(min=0) + 1e-12).sqrt()
 
 
 def screen_radii(means2d: Tensor, var_x: Tensor, var_y: Tensor, valid: Tensor, width: int, height: int) -> Tensor:

@@ -19,10 +19,19 @@ from torch import Tensor
 
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras
-from scene4d.splat.projection import project_gaussians, project_gaussians_compiled, spherical_harmonics, to_numpy
+from scene4d.splat.projection import (
+    BLUR_2D,
+    antialiasing_compensation,
+    project_gaussians,
+    project_gaussians_compiled,
+    spherical_harmonics,
+    to_numpy,
+)
 
 Backend = Literal["auto", "cpu", "gsplat", "torch"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
+RasterizeMode = Literal["classic", "antialiased"]
+RASTERIZE_MODES: tuple[str, ...] = get_args(RasterizeMode)
 TILE_SIZE = 16
 # The blending rules, shared by the compiled kernels (cpu_kernels) and the plain twin below.
 ALPHA_MIN, ALPHA_MAX, TRANSMITTANCE_MIN = 1.0 / 255.0, 0.99, 1e-4
@@ -59,21 +68,30 @@ def rasterize(
     background: Tensor | None = None,  # [3] or [C, 3]; black when None
     sh_degree: int | None = None,
     backend: Backend = "auto",
+    mode: RasterizeMode = "classic",
 ) -> RenderResult:
     """Render Gaussians into every camera: RGB, alpha and expected depth.
 
-    ``auto`` picks ``gsplat`` for CUDA tensors and ``cpu`` otherwise.
+    ``auto`` picks ``gsplat`` for CUDA tensors and ``cpu`` otherwise. ``mode`` is gsplat's
+    ``rasterize_mode``: ``classic`` widens every 2D covariance by 0.3 px^2 (3DGS); ``antialiased`` by
+    Mip-Splatting's 0.1 px^2 2D filter, scaling opacities by ``antialiasing_compensation`` so that a
+    splat smaller than a pixel fades instead of growing.
     """
     backend = resolve_backend(backend, means)
+    if mode not in RASTERIZE_MODES:
+        raise Scene4DError(f"unknown rasterize mode {mode!r}; valid: {', '.join(RASTERIZE_MODES)}")
     num_cameras = len(cameras)
     background = torch.zeros(3, dtype=means.dtype, device=means.device) if background is None else background
     background = background.to(means.dtype).expand(num_cameras, 3)
     if backend == "gsplat":
-        return rasterize_gsplat(means, quats, log_scales, opacity_logits, colors, cameras, background, sh_degree)
+        return rasterize_gsplat(means, quats, log_scales, opacity_logits, colors, cameras, background, sh_degree, mode)
     compiled = backend == "cpu"
-    projected = (project_gaussians_compiled if compiled else project_gaussians)(means, quats, log_scales, cameras)
+    project = project_gaussians_compiled if compiled else project_gaussians
+    projected = project(means, quats, log_scales, cameras, BLUR_2D[mode])
     view_colors = colors_per_camera(means, colors, cameras, sh_degree)
     opacities = torch.sigmoid(opacity_logits)[None].expand(num_cameras, -1)
+    if mode == "antialiased":
+        opacities = opacities * antialiasing_compensation(projected.conics, BLUR_2D[mode])
     binning = bin_gaussians_compiled if compiled else bin_gaussians
     bins = binning(projected.means2d, projected.radii, projected.depths, cameras.width, cameras.height)
     blend = rasterize_pixels if compiled else _rasterize_pixels
@@ -284,7 +302,7 @@ def _blend_tile(
 
 def rasterize_gsplat(
     means: Tensor, quats: Tensor, log_scales: Tensor, opacity_logits: Tensor, colors: Tensor,
-    cameras: Cameras, background: Tensor, sh_degree: int | None,
+    cameras: Cameras, background: Tensor, sh_degree: int | None, mode: RasterizeMode,
 ) -> RenderResult:  # fmt: skip
     """gsplat's CUDA rasterizer (imported here: it is optional and needs a GPU)."""
     try:
@@ -295,5 +313,6 @@ def rasterize_gsplat(
         means, quats, torch.exp(log_scales), torch.sigmoid(opacity_logits), colors,
         cameras.w2c.to(means), cameras.K.to(means), cameras.width, cameras.height,
         sh_degree=sh_degree, backgrounds=torch.cat([background, background[:, :1] * 0], dim=1), render_mode="RGB+ED",
+        eps2d=BLUR_2D[mode], rasterize_mode=mode,
     )  # fmt: skip
     return RenderResult(render[..., :3], alpha[..., 0], render[..., 3], info)

@@ -47,7 +47,7 @@ def reconstruct_dynamic(
     splats, field = fit_dynamic(clip, config, warmup, checkpoint=out / "checkpoint", on_step=on_step)
     save_deformation(out / "deformation", field)
     for moment in torch.linspace(0, 1, bake_times).tolist() if bake_times > 0 else []:
-        save_ply(out / "times" / f"{moment:.3f}.ply", splats_at(splats, field, moment))
+        save_ply(out / "times" / f"{moment:.3f}.ply", splats_at(splats, field, moment), config.rasterize_mode)
     return write_scene(out, clip, splats, field, config, start, warmup=warmup)
 
 
@@ -57,41 +57,44 @@ def write_scene(
 ) -> dict:  # fmt: skip
     """``scene.ply``, ``cameras.json``, ``metrics.json`` and ``orbit.mp4`` (for 4D, time runs from
     0 to 1 while the camera swings); returns the metrics."""
-    save_ply(out / "scene.ply", splats)
+    save_ply(out / "scene.ply", splats, config.rasterize_mode)
     save_cameras(out / "cameras.json", clip.cameras, clip.times)
     background = torch.tensor(config.background)
-    metrics = training_view_metrics(splats, clip, background, config.backend, field)
+    metrics = training_view_metrics(splats, clip, background, config.backend, config.rasterize_mode, field)
     metrics.update(
         iterations=config.iterations, gaussians=int(splats["means"].shape[0]), **facts,
         seconds=round(time.perf_counter() - start, 1),
         peak_memory_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     )  # fmt: skip
     write_json(out / "metrics.json", metrics)
-    cameras = preview_cameras(clip.cameras, splats, config.backend)
+    mode = config.rasterize_mode
+    cameras = preview_cameras(clip.cameras, splats, config.backend, mode)
     times = torch.linspace(0, 1, len(cameras)).tolist() if field is not None else [0.0] * len(cameras)
-    frames = [render_at(splats, field, cameras[i], t, background, config.backend)[0] for i, t in enumerate(times)]
+    frames = [render_at(splats, field, cameras[i], t, background, config.backend, mode)[0] for i, t in enumerate(times)]
     write_video(out / "orbit.mp4", torch.stack(frames).numpy(), fps=24)
     return metrics
 
 
 def render_at(
     splats: Splats, field: DeformationField | None, camera: Cameras, time: float, background: torch.Tensor | None,
-    backend: str,
+    backend: str, mode: str,
 ) -> torch.Tensor:  # fmt: skip
-    """RGB [1, H, W, 3] of static splats, or of 4D splats moved to ``time``."""
+    """RGB [1, H, W, 3] of static splats, or of 4D splats moved to ``time``, in rasterize ``mode``."""
     moved = splats if field is None else splats_at(splats, field, time)
-    return render_splats(moved, camera, background, backend)[0]
+    return render_splats(moved, camera, background, backend, mode)[0]
 
 
 def training_view_metrics(
-    splats: Splats, clip: Clip, background: torch.Tensor, backend: str, field: DeformationField | None = None
-) -> dict:
+    splats: Splats, clip: Clip, background: torch.Tensor, backend: str, mode: str,
+    field: DeformationField | None = None,
+) -> dict:  # fmt: skip
     """Mean PSNR and SSIM of the splats rendered at the clip's own cameras (and times, for 4D)."""
     if field is None:
-        rgb, _, _ = render_splats(splats, clip.cameras, background, backend)
+        rgb, _, _ = render_splats(splats, clip.cameras, background, backend, mode)
     else:
         frames = [
-            render_at(splats, field, clip.cameras[i], float(t), background, backend) for i, t in enumerate(clip.times)
+            render_at(splats, field, clip.cameras[i], float(t), background, backend, mode)
+            for i, t in enumerate(clip.times)
         ]
         rgb = torch.cat(frames)
     target = torch.from_numpy(clip.frames)
@@ -101,14 +104,14 @@ def training_view_metrics(
     }
 
 
-def preview_cameras(cameras: Cameras, splats: Splats, backend: str) -> Cameras:
+def preview_cameras(cameras: Cameras, splats: Splats, backend: str, mode: str) -> Cameras:
     """A swing orbit about the point the cameras look at (else the first view's median depth)."""
     first = cameras[0]
     focus = optical_axes_centre(cameras.c2w)
     if focus is not None:
         distance = float((focus - first.centers[0]).norm())
     else:
-        _, alpha, depth = render_splats(splats, first, backend=backend)
+        _, alpha, depth = render_splats(splats, first, backend=backend, mode=mode)
         distance = float(depth[alpha > 0.5].median()) if bool((alpha > 0.5).any()) else 1.0
     w2c = swing_w2c(PREVIEW_FRAMES, PREVIEW_SWING_DEG, distance) @ first.w2c
     return Cameras(first.K.expand(PREVIEW_FRAMES, 3, 3), w2c, first.width, first.height)

@@ -1,4 +1,9 @@
-"""Serving Gaussian splats to a browser with viser (offline: everything is served from localhost)."""
+"""Serving Gaussian splats to a browser with viser (offline: everything is served from localhost).
+
+viser draws splats its own way, without the opacity compensation of the ``antialiased`` rasterize
+mode: splats fitted in that mode show there with their sub-pixel splats more opaque than
+``scene4d render`` draws them.
+"""
 
 import math
 
