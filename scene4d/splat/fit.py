@@ -25,7 +25,7 @@ from scene4d.io import Clip
 from scene4d.io.checkpoints import load_checkpoint, save_checkpoint
 from scene4d.splat.losses import depth_loss, photometric_loss
 from scene4d.splat.projection import SH_C0
-from scene4d.splat.rasterize import BACKENDS, RASTERIZE_MODES, rasterize
+from scene4d.splat.rasterize import BACKENDS, check_rasterize_mode, rasterize
 
 SPLAT_NAMES = ("means", "quats", "scales", "opacities", "sh0", "shN")
 Splats = dict[str, Tensor]
@@ -70,9 +70,7 @@ class FitConfig:
             raise Scene4DError(f"SH degree must be 0-3, got {self.sh_degree}")
         if self.backend not in BACKENDS:
             raise Scene4DError(f"unknown rasterizer backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
-        if self.rasterize_mode not in RASTERIZE_MODES:
-            modes = ", ".join(RASTERIZE_MODES)
-            raise Scene4DError(f"unknown rasterize mode {self.rasterize_mode!r}; valid: {modes}")
+        check_rasterize_mode(self.rasterize_mode)
         if self.depth_weight < 0:
             raise Scene4DError(f"depth weight must be non-negative, got {self.depth_weight}")
         if self.init_points < 4:

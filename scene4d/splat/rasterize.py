@@ -78,8 +78,7 @@ def rasterize(
     splat smaller than a pixel fades instead of growing.
     """
     backend = resolve_backend(backend, means)
-    if mode not in RASTERIZE_MODES:
-        raise Scene4DError(f"unknown rasterize mode {mode!r}; valid: {', '.join(RASTERIZE_MODES)}")
+    check_rasterize_mode(mode)
     num_cameras = len(cameras)
     background = torch.zeros(3, dtype=means.dtype, device=means.device) if background is None else background
     background = background.to(means.dtype).expand(num_cameras, 3)
@@ -122,6 +121,12 @@ def resolve_backend(backend: str, means: Tensor) -> str:
     if backend != "gsplat" and means.is_cuda:
         raise Scene4DError(f"the {backend} backend runs on the CPU; use backend='gsplat' for CUDA tensors")
     return backend
+
+
+def check_rasterize_mode(mode: str) -> None:
+    """Raise a one-line error unless ``mode`` is one of ``RASTERIZE_MODES``."""
+    if mode not in RASTERIZE_MODES:
+        raise Scene4DError(f"unknown rasterize mode {mode!r}; valid: {', '.join(RASTERIZE_MODES)}")
 
 
 def colors_per_camera(means: Tensor, colors: Tensor, cameras: Cameras, sh_degree: int | None) -> Tensor:

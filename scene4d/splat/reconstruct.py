@@ -57,17 +57,17 @@ def write_scene(
 ) -> dict:  # fmt: skip
     """``scene.ply``, ``cameras.json``, ``metrics.json`` and ``orbit.mp4`` (for 4D, time runs from
     0 to 1 while the camera swings); returns the metrics."""
-    save_ply(out / "scene.ply", splats, config.rasterize_mode)
+    mode = config.rasterize_mode
+    save_ply(out / "scene.ply", splats, mode)
     save_cameras(out / "cameras.json", clip.cameras, clip.times)
     background = torch.tensor(config.background)
-    metrics = training_view_metrics(splats, clip, background, config.backend, config.rasterize_mode, field)
+    metrics = training_view_metrics(splats, clip, background, config.backend, mode, field)
     metrics.update(
         iterations=config.iterations, gaussians=int(splats["means"].shape[0]), **facts,
         seconds=round(time.perf_counter() - start, 1),
         peak_memory_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     )  # fmt: skip
     write_json(out / "metrics.json", metrics)
-    mode = config.rasterize_mode
     cameras = preview_cameras(clip.cameras, splats, config.backend, mode)
     times = torch.linspace(0, 1, len(cameras)).tolist() if field is not None else [0.0] * len(cameras)
     frames = [render_at(splats, field, cameras[i], t, background, config.backend, mode)[0] for i, t in enumerate(times)]
