@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import warp
+from torch import Tensor
 
 from scene4d.curate.depth import align_depth, align_depth_video, interpolated_sparse_depth, sparse_depth
 from scene4d.curate.flow import apply_homography, camera_motion, cycle_error, dense_flow, static_camera_score
@@ -12,12 +13,15 @@ from scene4d.curate.pipeline import CurateConfig
 from scene4d.curate.sfm import (
     SfMConfig,
     centred_intrinsics,
+    cross_matrix,
     default_intrinsics,
     flow_relative_pose,
     intrinsics_from_rotations,
     nearest_rotation,
+    pose_in_front,
     rotation_deviation,
     rotation_only_cameras,
+    static_flow_matches,
 )
 from scene4d.curate.tracks import corner_points, track_points
 from scene4d.errors import Scene4DError
@@ -137,6 +141,47 @@ def test_rotation_only_cameras_of_a_pan_over_a_smooth_scene():
         assert (result.cameras.centers == 0).all()
 
 
+def test_rotation_only_cameras_chain_rotations_that_do_not_commute():
+    """A camera turning about a changing axis (yaw, pitch and roll at once), rendered as the
+    homographies K R_i K^-1 of a wider photo: frame i's rotation is the keyframe-to-frame rotation
+    applied after the keyframe's (R_key R_rel, the other order, ends 1.9 degrees off)."""
+    import cv2
+
+    from scene4d.synth.textures import photo_texture
+
+    wide = cv2.resize(photo_texture("astronaut.png").numpy(), (256, 256), interpolation=cv2.INTER_AREA)
+    K = torch.tensor([[110.0, 0.0, 48.0], [0.0, 110.0, 48.0], [0.0, 0.0, 1.0]], dtype=torch.float64)  # noqa: N806
+    K_wide = K.clone()  # noqa: N806
+    K_wide[:2, 2] = 128.0
+    pixel_centres = torch.tensor([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]], dtype=torch.float64)
+
+    def turn(axis: list[float], degrees: float) -> Tensor:
+        return axis_angle_to_matrix(torch.tensor(axis, dtype=torch.float64), torch.tensor(np.radians(degrees)))
+
+    rotations, frames = [], []
+    for i in range(10):
+        rotation = turn([0, 0, 1], -1.0 * i) @ turn([1, 0, 0], 6 * np.sin(np.pi * i / 9)) @ turn([0, 1, 0], 1.5 * i)
+        homography = torch.linalg.inv(pixel_centres) @ K @ rotation @ torch.linalg.inv(K_wide) @ pixel_centres
+        frames.append(cv2.warpPerspective(wide, homography.numpy(), (96, 96), flags=cv2.INTER_LINEAR))
+        rotations.append(rotation)
+    result = rotation_only_cameras(np.stack(frames), None, K.float(), SfMConfig())
+    errors = [rotation_error_deg(result.cameras.R[i].double(), rotations[i]) for i in range(10)]
+    assert max(errors) < 1.0
+
+
+def test_static_flow_matches_drop_pixels_that_land_on_moving_pixels(photo):
+    """A match counts only where it leaves a static pixel of frame a and lands on one of frame b."""
+    moved = np.roll(photo, (2, 3), axis=(0, 1))  # 3 px right, 2 px down
+    static_a, static_b = np.ones(photo.shape[:2], bool), np.ones(photo.shape[:2], bool)
+    static_b[40:80, 50:90] = False
+    points_a, points_b = static_flow_matches(photo, moved, static_a, static_b)
+    landed = (points_b[:, 0] >= 50) & (points_b[:, 0] < 90) & (points_b[:, 1] >= 40) & (points_b[:, 1] < 80)
+    assert not landed.any()
+    all_a, all_b = static_flow_matches(photo, moved)
+    inside = (all_b[:, 0] >= 50.5) & (all_b[:, 0] < 89.5) & (all_b[:, 1] >= 40.5) & (all_b[:, 1] < 79.5)
+    assert len(all_a) - len(points_a) >= inside.sum() > 300  # every second pixel of the 40 x 40 square
+
+
 def test_flow_relative_pose_of_an_orbit_matches_the_truth():
     """Camera 4 of an orbit turned 4 degrees and moved sideways: R (not R^T) and t (not -t)."""
     clip = make_clip(SynthConfig("hybrid", 128, 32, trajectory="orbit-left", props=6), seed=5012)
@@ -148,6 +193,30 @@ def test_flow_relative_pose_of_an_orbit_matches_the_truth():
     assert rotation_error_deg(torch.from_numpy(rotation), relative[:3, :3]) < 1.0  # R^T: 7.3 degrees
     expected = (relative[:3, 3] / relative[:3, 3].norm()).numpy()
     assert np.degrees(np.arccos(np.clip(translation @ expected, -1, 1))) < 3.0
+
+
+@pytest.mark.parametrize("baseline", [1.0, 0.005])
+def test_pose_in_front_recovers_the_pose_that_made_the_essential_matrix(baseline):
+    """E = [t]x R of points 3-8 units in front of both cameras; at a baseline of 0.005 every
+    point lies beyond the 50 baselines that cv2.recoverPose counts, and only this vote still works."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    axis = torch.tensor([0.2, -0.8, 0.3], dtype=torch.float64)
+    rotation = axis_angle_to_matrix(axis, torch.tensor(0.09, dtype=torch.float64)).numpy()
+    translation = baseline * np.array([0.6, -0.2, 0.77]) / np.linalg.norm([0.6, -0.2, 0.77])
+    points_a = np.c_[rng.uniform(-2, 2, (300, 2)), rng.uniform(3, 8, 300)]
+    points_b = points_a @ rotation.T + translation
+    normalised_a, normalised_b = points_a[:, :2] / points_a[:, 2:], points_b[:, :2] / points_b[:, 2:]
+    essential = cross_matrix(translation) @ rotation
+    found_rotation, found_translation, count = pose_in_front(
+        essential / np.linalg.norm(essential), normalised_a, normalised_b
+    )
+    np.testing.assert_allclose(found_rotation, rotation, atol=1e-9)
+    np.testing.assert_allclose(found_translation, translation / baseline, atol=1e-9)
+    assert count == 300
+    opencv_count = cv2.recoverPose(essential, normalised_a, normalised_b, np.eye(3))[0]
+    assert opencv_count == (300 if baseline == 1.0 else 0)
 
 
 def test_sparse_depth_returns_the_depth_of_projected_points():
