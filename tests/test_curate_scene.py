@@ -49,6 +49,34 @@ def test_window_depth_range_is_the_nearest_and_farthest_depth_around_each_pixel(
         assert (nearest[row, col], farthest[row, col]) == (window.min(), window.max())
 
 
+def test_window_depth_range_leaves_out_depths_that_are_not_positive():
+    depth = np.random.default_rng(1).uniform(1.0, 9.0, (12, 15)).astype(np.float32)
+    depth[2:5, 3:9] = -4.0
+    depth[7, 10] = 0.0
+    depth[9, 1:4] = np.nan
+    depth[0:3, 12:15] = -1.0  # pixel (0, 14)'s window of radius 1 holds nothing else
+    nearest, farthest = window_depth_range(depth, radius=1)
+    for row in range(12):
+        for col in range(15):
+            window = depth[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2]
+            valid = window[np.isfinite(window) & (window > 0)]
+            expected = (valid.min(), valid.max()) if valid.size else (np.inf, 0.0)
+            assert (nearest[row, col], farthest[row, col]) == expected
+
+
+@pytest.mark.parametrize("bad_depth", [-1.0, 0.0, np.nan])
+def test_motion_strength_skips_keypoints_without_a_positive_depth(orbit_clip, bad_depth):
+    """A still scene under an orbit: depth that eq. 2 pushed to <= 0 (or NaN) over half the frame
+    must not read as motion (unguarded: 7x, 400x and NaN)."""
+    objects = np.zeros(orbit_clip.depth.shape, np.int32)
+    objects[:, 16:56, 4:60] = 1
+    truth, _ = motion_strength(orbit_clip.frames, orbit_clip.cameras, orbit_clip.depth, objects)
+    depth = orbit_clip.depth.copy()
+    depth[:, :, :32] = np.abs(depth[:, :, :32]) * bad_depth if np.isfinite(bad_depth) else np.nan
+    strength, _ = motion_strength(orbit_clip.frames, orbit_clip.cameras, depth, objects)
+    assert strength == pytest.approx(truth, rel=0.1)
+
+
 def test_least_motion_field_takes_the_depth_that_explains_a_track_at_an_occluding_edge(orbit_clip):
     cameras = orbit_clip.cameras[[0, 5]]
     depth = np.full((64, 64), 3.0, np.float32)

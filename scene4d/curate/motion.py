@@ -44,13 +44,18 @@ def object_motion_field(
 
 
 def window_depth_range(depth: np.ndarray, radius: int = LK_WINDOW // 2) -> np.ndarray:
-    """[2, H, W]: the nearest and farthest of ``depth`` [H, W] over each pixel's window of side
-    ``2 radius + 1`` (by default the LK window)."""
+    """[2, H, W]: the nearest and farthest positive depth of ``depth`` [H, W] over each pixel's
+    window of side ``2 radius + 1`` (by default the LK window); (inf, 0) where the window holds
+    none. Non-positive or non-finite depths count as missing: eq. 2's shift can push an estimated
+    depth below zero, where a point would lie behind the camera."""
     import cv2
 
     kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
     z = depth.astype(np.float32)
-    return np.stack([cv2.erode(z, kernel), cv2.dilate(z, kernel)])
+    valid = np.isfinite(z) & (z > 0)
+    nearest = cv2.erode(np.where(valid, z, np.inf), kernel, borderType=cv2.BORDER_REPLICATE)
+    farthest = cv2.dilate(np.where(valid, z, 0.0), kernel, borderType=cv2.BORDER_REPLICATE)
+    return np.stack([nearest, farthest])
 
 
 def least_motion_field(
@@ -86,11 +91,12 @@ def motion_strength(
     """GenXD's motion strength over consecutive frames: max over objects of mean |field| (eq. 4).
 
     Per frame pair (i, i+1) and object id, up to ``points_per_object`` corners of the object's
-    mask in frame i are tracked into frame i+1 (pairs with fewer than ``min_points`` tracks are
-    skipped) and measured with the depth within their window's range that best explains the
-    track (``least_motion_field``); each object's magnitudes are averaged over its pairs. Objects
-    seen in fewer than ``min_pairs`` of the pairs are left out: a brief, thin region is more
-    likely a flow or tracking artefact than an object. Returns the strength and the per-object means.
+    mask in frame i are tracked into frame i+1 (keypoints with no positive depth in their window
+    are dropped, and pairs with fewer than ``min_points`` tracks skipped) and measured with the
+    depth within their window's range that best explains the track (``least_motion_field``);
+    each object's magnitudes are averaged over its pairs. Objects seen in fewer than
+    ``min_pairs`` of the pairs are left out: a brief, thin region is more likely a flow or
+    tracking artefact than an object. Returns the strength and the per-object means.
     """
     magnitudes: dict[int, list[np.ndarray]] = {}
     for index in range(len(frames) - 1):
@@ -101,6 +107,7 @@ def motion_strength(
                 continue
             points = corner_points(frames[index], objects[index] == object_id, points_per_object, min_distance=2)
             moved, ok = tracker(frames[index], frames[index + 1], points)
+            ok &= np.isfinite(depth_range[0][pixel_rows_cols(points, depth_range.shape[1:])])
             if ok.sum() >= min_points:
                 field = least_motion_field(pair, points[ok], moved[ok], depth_range)
                 magnitudes.setdefault(int(object_id), []).append(np.linalg.norm(field, axis=1))
