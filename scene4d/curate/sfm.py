@@ -280,7 +280,7 @@ def pose_in_front(
 
     Each pair of rays is triangulated by its closest points. Unlike ``cv2.recoverPose``, no point
     is dropped for lying far away (its default cut-off of 50 baselines leaves nothing to vote
-    between frames a step apart, and the vote then picks a candidate at random).
+    between frames a step apart, and the vote then picks an arbitrary candidate).
     """
     import cv2
 
