@@ -21,7 +21,7 @@ import time
 import torch
 
 from scene4d.geometry import Cameras, look_at_w2c
-from scene4d.splat.rasterize import rasterize
+from scene4d.splat.rasterize import RASTERIZE_MODES, rasterize
 
 CASES = [(10_000, 128), (50_000, 128), (100_000, 256)]
 
@@ -59,8 +59,8 @@ def forward_backward_ms(backend: str, num: int, size: int, repeats: int) -> floa
     return (time.perf_counter() - start) / repeats * 1000
 
 
-def training_step_ms(num: int, size: int, repeats: int) -> float:
-    """render + L1/D-SSIM loss + backward + Adam on all parameters (no densification)."""
+def training_step_ms(num: int, size: int, repeats: int, mode: str) -> float:
+    """render (in rasterize ``mode``) + L1/D-SSIM loss + backward + Adam on all parameters (no densification)."""
     from scene4d.splat.losses import photometric_loss
 
     params, camera = scene(num, size)
@@ -68,7 +68,7 @@ def training_step_ms(num: int, size: int, repeats: int) -> float:
     optimizer = torch.optim.Adam(params, lr=1e-3)
 
     def step() -> None:
-        result = rasterize(*params, camera, backend="cpu")
+        result = rasterize(*params, camera, backend="cpu", mode=mode)
         photometric_loss(result.rgb, target).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -80,9 +80,12 @@ def training_step_ms(num: int, size: int, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats * 1000
 
 
-def run_one(kind: str, backend: str, num: int, size: int, repeats: int) -> None:
+def run_one(kind: str, backend_or_mode: str, num: int, size: int, repeats: int) -> None:
+    """``kind`` "render" times ``backend_or_mode`` as a backend, "step" the training step in that rasterize mode."""
     milliseconds = (
-        training_step_ms(num, size, repeats) if kind == "step" else forward_backward_ms(backend, num, size, repeats)
+        training_step_ms(num, size, repeats, backend_or_mode)
+        if kind == "step"
+        else forward_backward_ms(backend_or_mode, num, size, repeats)
     )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"ms": milliseconds, "peak_mb": peak_mb}))
@@ -97,7 +100,9 @@ def measure(*args: object) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--one", nargs=5, metavar=("KIND", "BACKEND", "N", "SIZE", "REPEATS"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--one", nargs=5, metavar=("KIND", "BACKEND_OR_MODE", "N", "SIZE", "REPEATS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.one:
         kind, backend, num, size, repeats = args.one
@@ -112,9 +117,11 @@ def main() -> None:
         ratio = reference["ms"] / fast["ms"]
         print(f"| {num} | {size}x{size} | {fast['ms']:.1f} | {reference['ms']:.0f} | {ratio:.1f}x "
               f"| {fast['peak_mb']:.0f} | {reference['peak_mb']:.0f} |")  # fmt: skip
-    step = measure("step", "cpu", 20_000, 128, 20)
-    print(f"\nfull training step (render + loss + backward + Adam), 20000 Gaussians, 128x128: "
-          f"{step['ms']:.1f} ms, peak {step['peak_mb']:.0f} MB")  # fmt: skip
+    print()
+    for mode in RASTERIZE_MODES:
+        step = measure("step", mode, 20_000, 128, 20)
+        print(f"full training step (render + loss + backward + Adam), 20000 Gaussians, 128x128, {mode}: "
+              f"{step['ms']:.1f} ms, peak {step['peak_mb']:.0f} MB")  # fmt: skip
 
 
 if __name__ == "__main__":
