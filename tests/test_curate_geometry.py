@@ -13,12 +13,10 @@ from scene4d.curate.pipeline import CurateConfig
 from scene4d.curate.sfm import (
     SfMConfig,
     centred_intrinsics,
-    cross_matrix,
     default_intrinsics,
     flow_relative_pose,
     intrinsics_from_rotations,
     nearest_rotation,
-    pose_in_front,
     rotation_deviation,
     rotation_only_cameras,
     static_flow_matches,
@@ -193,30 +191,6 @@ def test_flow_relative_pose_of_an_orbit_matches_the_truth():
     assert rotation_error_deg(torch.from_numpy(rotation), relative[:3, :3]) < 1.0  # R^T: 7.3 degrees
     expected = (relative[:3, 3] / relative[:3, 3].norm()).numpy()
     assert np.degrees(np.arccos(np.clip(translation @ expected, -1, 1))) < 3.0
-
-
-@pytest.mark.parametrize("baseline", [1.0, 0.005])
-def test_pose_in_front_recovers_the_pose_that_made_the_essential_matrix(baseline):
-    """E = [t]x R of points 3-8 units in front of both cameras; at a baseline of 0.005 every
-    point lies beyond the 50 baselines that cv2.recoverPose counts, and only this vote still works."""
-    import cv2
-
-    rng = np.random.default_rng(3)
-    axis = torch.tensor([0.2, -0.8, 0.3], dtype=torch.float64)
-    rotation = axis_angle_to_matrix(axis, torch.tensor(0.09, dtype=torch.float64)).numpy()
-    translation = baseline * np.array([0.6, -0.2, 0.77]) / np.linalg.norm([0.6, -0.2, 0.77])
-    points_a = np.c_[rng.uniform(-2, 2, (300, 2)), rng.uniform(3, 8, 300)]
-    points_b = points_a @ rotation.T + translation
-    normalised_a, normalised_b = points_a[:, :2] / points_a[:, 2:], points_b[:, :2] / points_b[:, 2:]
-    essential = cross_matrix(translation) @ rotation
-    found_rotation, found_translation, count = pose_in_front(
-        essential / np.linalg.norm(essential), normalised_a, normalised_b
-    )
-    np.testing.assert_allclose(found_rotation, rotation, atol=1e-9)
-    np.testing.assert_allclose(found_translation, translation / baseline, atol=1e-9)
-    assert count == 300
-    opencv_count = cv2.recoverPose(essential, normalised_a, normalised_b, np.eye(3))[0]
-    assert opencv_count == (300 if baseline == 1.0 else 0)
 
 
 def test_sparse_depth_returns_the_depth_of_projected_points():

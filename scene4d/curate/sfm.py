@@ -28,7 +28,6 @@ from torch import Tensor
 
 from scene4d.curate.flow import apply_homography, dense_flow, landing_matches
 from scene4d.curate.masks import sampson_distance
-from scene4d.curate.stereo import triangulate_midpoints
 from scene4d.curate.tracks import pixel_rows_cols
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras
@@ -242,64 +241,30 @@ def flow_relative_pose(
     static_a: np.ndarray | None = None,  # [H, W] bool, pixels that may carry correspondences
     static_b: np.ndarray | None = None,  # [H, W] bool
     threshold_px: float = 0.5,
-    sample: int = 2000,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(R [3, 3], t [3], |t| = 1) with ``x_b = R x_a + t`` in camera coordinates, or None.
 
-    Correspondences are ``static_flow_matches``, of which ``sample`` drawn at random (seeded) go
-    to OpenCV's USAC five-point essential matrix on normalised coordinates (RANSAC with local
-    optimisation, deterministic: more accurate on synth clips than plain RANSAC on every match,
-    and several times faster); ``pose_in_front`` picks the factorisation of E.
+    Correspondences are ``static_flow_matches``; the solver is OpenCV's RANSAC five-point
+    essential matrix on normalised coordinates, and ``recoverPose`` picks the pose that puts
+    the inliers in front of both cameras.
     """
     import cv2
 
     points_a, points_b = static_flow_matches(frame_a, frame_b, static_a, static_b)
     if len(points_a) < 64:
         return None
-    chosen = np.random.default_rng(0).choice(len(points_a), min(len(points_a), sample), replace=False)
-    normalised_a = cv2.undistortPoints(points_a[chosen, None], K_a, None)[:, 0]
-    normalised_b = cv2.undistortPoints(points_b[chosen, None], K_b, None)[:, 0]
+    normalised_a = cv2.undistortPoints(points_a[:, None], K_a, None)[:, 0]
+    normalised_b = cv2.undistortPoints(points_b[:, None], K_b, None)[:, 0]
     focal = float(np.sqrt(K_a[0, 0] * K_a[1, 1]))
     essential, inliers = cv2.findEssentialMat(
-        normalised_a, normalised_b, np.eye(3), cv2.USAC_DEFAULT, 0.999, threshold_px / focal
+        normalised_a, normalised_b, np.eye(3), cv2.RANSAC, 0.999, threshold_px / focal
     )
     if essential is None or essential.shape[0] < 3:
         return None
-    inliers = inliers[:, 0] > 0
-    rotation, translation, count = pose_in_front(essential[:3], normalised_a[inliers], normalised_b[inliers])
-    return (rotation, translation) if count >= 32 else None
-
-
-def pose_in_front(
-    essential: np.ndarray,  # [3, 3]
-    normalised_a: np.ndarray,  # [P, 2] points of camera a, normalised coordinates
-    normalised_b: np.ndarray,  # [P, 2] the same points in camera b
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Of the four (R, t) an essential matrix factors into (Hartley & Zisserman, Result 9.19), the
-    one that puts most correspondences in front of both cameras: (R [3, 3], t [3], that count).
-
-    Each pair of rays is triangulated by its closest points. Unlike ``cv2.recoverPose``, no point
-    is dropped for lying far away (its default cut-off of 50 baselines leaves nothing to vote
-    between frames a step apart, and the vote then picks an arbitrary candidate).
-    """
-    import cv2
-
-    rotation_1, rotation_2, translation = cv2.decomposeEssentialMat(essential)
-    rays_a, rays_b = (
-        torch.nn.functional.normalize(torch.from_numpy(np.c_[points, np.ones(len(points))]).double(), dim=-1)
-        for points in (normalised_a, normalised_b)
+    count, rotation, translation, _ = cv2.recoverPose(
+        essential[:3], normalised_a, normalised_b, np.eye(3), mask=inliers
     )
-    candidates = [(rotation, sign * translation[:, 0]) for rotation in (rotation_1, rotation_2) for sign in (1, -1)]
-    counts = []
-    for rotation, t in candidates:
-        rotation_ab = torch.from_numpy(rotation)  # camera a -> camera b; b's centre in a is -R^T t
-        centre_b = -(rotation_ab.T @ torch.from_numpy(t))
-        along_a, along_b, _, _ = triangulate_midpoints(
-            torch.zeros_like(rays_a), rays_a, centre_b.expand_as(rays_b), rays_b @ rotation_ab
-        )
-        counts.append(int(((along_a > 0) & (along_b > 0)).sum()))
-    best = int(np.argmax(counts))
-    return *candidates[best], counts[best]
+    return (rotation, translation[:, 0]) if count >= 32 else None
 
 
 def static_flow_matches(
