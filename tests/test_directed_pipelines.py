@@ -19,6 +19,7 @@ from scene4d.directors.schedule import switch_once
 from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, named_trajectory_w2c
 from scene4d.geometry.rotations import rotation_error_deg
+from scene4d.geometry.trajectories import direction_error_deg
 from scene4d.io import load_clip, write_image
 from scene4d.models.bundle import ModelBundle, ModelInfo, load_bundle, save_bundle
 from scene4d.models.denoiser import DenoiserConfig, GenXDDenoiser
@@ -204,15 +205,14 @@ def test_relative_motion_from_images_matches_the_rendered_rotation():
     assert rotation_error_deg(rotation, truth) < 1.0
 
 
-@pytest.mark.parametrize("trajectory, last", [("truck-right", 15), ("dolly-in", 15)])
-def test_relative_motion_from_images_of_a_translating_camera_matches_the_rendered_pose(trajectory, last):
+@pytest.mark.parametrize("trajectory", ["truck-right", "dolly-in"])
+def test_relative_motion_from_images_of_a_translating_camera_matches_the_rendered_pose(trajectory):
     """The essential-matrix branch on pure translations: the direction to b's centre, not its opposite."""
     clip = make_clip(SynthConfig(kind="spatial", resolution=256, num_frames=16, trajectory=trajectory, props=6), 2)
-    rotation, direction = relative_motion(clip.frames[0], clip.frames[last], clip.cameras.K[0])
+    rotation, direction = relative_motion(clip.frames[0], clip.frames[-1], clip.cameras.K[0])
     truth = clip.cameras.relative_to(0)
-    assert rotation_error_deg(rotation, truth.w2c[last, :3, :3]) < 1.0
-    step = truth.centers[last].double() / truth.centers[last].double().norm()
-    assert float(torch.rad2deg(torch.arccos((direction.double() @ step).clamp(-1, 1)))) < 5.0
+    assert rotation_error_deg(rotation, truth.w2c[-1, :3, :3]) < 1.0
+    assert direction_error_deg(truth.centers[-1].double(), direction) < 5.0
 
 
 def test_generate_4d_and_interp_write_their_outputs(model_dir, tmp_path):

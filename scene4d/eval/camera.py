@@ -12,6 +12,7 @@ from torch import Tensor
 from scene4d.curate.flow import dense_flow, landing_matches, upsampled_flow
 from scene4d.geometry import Cameras
 from scene4d.geometry.rotations import rotation_error_deg
+from scene4d.geometry.trajectories import direction_error_deg
 
 
 def relative_rotation(frame_a: np.ndarray, frame_b: np.ndarray, K: Tensor) -> Tensor | None:  # noqa: N803
@@ -65,8 +66,7 @@ def relative_pose_errors(estimated: Cameras, truth: Cameras) -> tuple[float, flo
         rotations.append(rotation_error_deg(relative_est, relative_true))
         step_est, step_true = r0_est @ (c_est[index] - c_est[0]), r0_true @ (c_true[index] - c_true[0])
         if step_true.norm() > 1e-6 and step_est.norm() > 1e-9:
-            cosine = torch.dot(step_est / step_est.norm(), step_true / step_true.norm()).clamp(-1, 1)
-            directions.append(float(torch.rad2deg(torch.arccos(cosine))))
+            directions.append(direction_error_deg(step_true, step_est))
     return float(np.median(rotations)), float(np.median(directions)) if directions else float("nan")
 
 
