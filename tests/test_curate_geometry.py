@@ -21,7 +21,7 @@ from scene4d.curate.sfm import (
     rotation_only_cameras,
     static_flow_matches,
 )
-from scene4d.curate.tracks import corner_points, track_points
+from scene4d.curate.tracks import corner_points, sift_matches, track_points
 from scene4d.errors import Scene4DError
 from scene4d.eval.camera import relative_pose_errors
 from scene4d.geometry.rotations import axis_angle_to_matrix, rotation_error_deg
@@ -71,6 +71,19 @@ def test_track_points_follows_a_known_shift(photo):
     moved, ok = track_points(photo, shifted, points[inner])
     assert ok.mean() > 0.9
     np.testing.assert_allclose(np.median(moved[ok] - points[inner][ok], axis=0), [3.0, 2.0], atol=0.05)
+
+
+def test_sift_matches_of_a_twice_enlarged_photo_lie_at_twice_the_position(photo):
+    # cv2.resize by 2 maps pixel centres x -> 2 x in scene4d's convention (centres at k + 0.5); the
+    # matches are found on upsampled copies of both frames and must come back in the frames' pixels.
+    import cv2
+
+    enlarged = cv2.resize(photo, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+    points_a, points_b = sift_matches(photo, enlarged)
+    offset = points_b - 2 * points_a
+    good = np.linalg.norm(offset, axis=1) < 2  # ratio-test survivors that are not the same feature
+    assert good.sum() > 50
+    np.testing.assert_allclose(np.median(offset[good], axis=0), [0.0, 0.0], atol=0.1)
 
 
 def test_sampson_distance_matches_the_hand_formula_for_a_sideways_camera():

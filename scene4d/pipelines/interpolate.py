@@ -30,8 +30,9 @@ def relative_motion(image_a: np.ndarray, image_b: np.ndarray, K: Tensor) -> tupl
 
     SIFT matches (wide baselines defeat dense flow). When a RANSAC homography explains them to
     within ``RESIDUAL_PX`` and ``K^-1 H K`` is a scaled rotation, the camera only turned: R is the
-    rotation nearest to it. Otherwise OpenCV's essential matrix and ``recoverPose`` give R and t
-    (x_b = R x_a + t), and b's centre lies along ``-R^T t``.
+    rotation nearest to it. Otherwise OpenCV's essential matrix (USAC with local optimisation: the
+    matches of a wide baseline hold many outliers) and ``recoverPose`` give R and t (x_b = R x_a + t),
+    and b's centre lies along ``-R^T t``.
     """
     import cv2
 
@@ -49,7 +50,7 @@ def relative_motion(image_a: np.ndarray, image_b: np.ndarray, K: Tensor) -> tupl
         singular = np.linalg.svd(rotation_like, compute_uv=False)
         if np.median(residual) < RESIDUAL_PX and (singular.max() - singular.min()) / singular.mean() < ROTATION_SPREAD:
             return torch.from_numpy(nearest_rotation(rotation_like)), None
-    essential, inliers = cv2.findEssentialMat(points_a, points_b, camera, cv2.RANSAC, 0.999, 1.0)
+    essential, inliers = cv2.findEssentialMat(points_a, points_b, camera, cv2.USAC_ACCURATE, 0.9999, 1.0, 20_000)
     if essential is None:
         raise Scene4DError("no relative pose fits the two views' matched features; pass --cameras")
     _, rotation, translation, _ = cv2.recoverPose(essential[:3], points_a, points_b, camera, mask=inliers)
