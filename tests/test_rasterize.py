@@ -92,6 +92,51 @@ def test_single_gaussian_matches_the_hand_evaluated_splat(mode, std):
             assert math.isclose(float(result.depth[0, row, col]), depth, rel_tol=1e-9)
 
 
+@pytest.mark.parametrize("mode", ["classic", "antialiased"])
+def test_absgrad_matches_between_backends_and_bounds_the_gradient(mode):
+    params = random_gaussians(400)
+    cameras = orbiting_cameras(2)
+    gradients, absgrads = [], []
+    for backend in ("torch", "cpu"):
+        result = rasterize(*params, cameras, torch.tensor([0.2, 0.3, 0.4], dtype=torch.float64), backend=backend,
+                           mode=mode, absgrad=True)  # fmt: skip
+        cotangent = torch.randn(result.rgb.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+        means2d = result.info["means2d"]
+        gradients.append(torch.autograd.grad((result.rgb * cotangent).sum(), means2d)[0])
+        absgrads.append(means2d.absgrad)
+    torch.testing.assert_close(absgrads[1], absgrads[0], atol=1e-10, rtol=1e-9)
+    torch.testing.assert_close(gradients[1], gradients[0], atol=1e-10, rtol=1e-9)
+    assert (absgrads[1] >= gradients[1].abs() - 1e-12).all()  # |sum| <= sum of ||
+    assert float((absgrads[1] - gradients[1].abs()).max()) > 1e-3 * float(absgrads[1].max())  # terms cancel
+
+
+def test_absgrad_of_a_centred_splat_is_the_hand_evaluated_sum_while_its_gradient_cancels():
+    # One isotropic splat of 2D variance v centred on a pixel corner inside one tile, black
+    # background, loss = the sum of its RGB: alpha_p = o exp(-|d_p|^2 / 2v) and dL/dx = -sum_c c
+    # sum_p alpha_p dx_p / v, which cancels by symmetry, while absgrad_x = sum_c c sum_p alpha_p |dx_p| / v
+    # over the pixels where alpha_p >= 1/255.
+    size, focal, depth, std, opacity = 24, 40.0, 4.0, 0.1, 0.8  # a 1-pixel std at the image centre (12, 12)
+    cameras = Cameras(torch.tensor([[[focal, 0, size / 2], [0, focal, size / 2], [0, 0, 1]]], dtype=torch.float64),
+                      torch.eye(4, dtype=torch.float64)[None], size, size)  # fmt: skip
+    means = torch.tensor([[0.0, 0.0, depth]], dtype=torch.float64, requires_grad=True)
+    quats = torch.tensor([[1.0, 0, 0, 0]], dtype=torch.float64)
+    log_scales = torch.full((1, 3), math.log(std), dtype=torch.float64)
+    logits = torch.tensor([math.log(opacity / (1 - opacity))], dtype=torch.float64)
+    colors = torch.tensor([[1.0, 0.5, 0.25]], dtype=torch.float64)
+    variance = (focal * std / depth) ** 2 + BLUR_2D["classic"]
+    centres = torch.arange(size, dtype=torch.float64) + 0.5 - size / 2
+    dy, dx = torch.meshgrid(centres, centres, indexing="ij")
+    alpha = opacity * torch.exp(-0.5 * (dx**2 + dy**2) / variance)
+    expected = 1.75 * float((alpha * dx.abs() * (alpha >= 1 / 255)).sum()) / variance
+    for backend in ("cpu", "torch"):
+        result = rasterize(means, quats, log_scales, logits, colors, cameras, backend=backend, absgrad=True)
+        gradient = torch.autograd.grad(result.rgb.sum(), result.info["means2d"])[0]
+        absgrad = result.info["means2d"].absgrad
+        assert float(gradient.abs().max()) < 1e-9 * expected, backend
+        assert math.isclose(float(absgrad[0, 0, 0]), expected, rel_tol=1e-9), backend
+        assert math.isclose(float(absgrad[0, 0, 1]), expected, rel_tol=1e-9), backend
+
+
 def test_front_gaussian_hides_the_one_behind():
     cameras = orbiting_cameras(1)
     centre = cameras.c2w[0, :3, 3] + 2 * cameras.c2w[0, :3, 2]  # 2 units ahead on the optical axis
@@ -215,7 +260,8 @@ def test_unknown_or_unavailable_backend_raises():
         rasterize(*params, orbiting_cameras(1), backend="gsplat")
 
 
-def test_info_feeds_gsplat_default_strategy():
+@pytest.mark.parametrize("absgrad", [False, True])
+def test_info_feeds_gsplat_default_strategy(absgrad):
     from gsplat.strategy import DefaultStrategy
 
     params = torch.nn.ParameterDict(
@@ -223,12 +269,13 @@ def test_info_feeds_gsplat_default_strategy():
          zip(("means", "quats", "scales", "opacities", "colors"), random_gaussians(200), strict=True)}
     )  # fmt: skip
     optimizers = {name: torch.optim.Adam([p], lr=1e-3) for name, p in params.items()}
-    strategy = DefaultStrategy(refine_start_iter=0, refine_every=1, grow_grad2d=0.0, verbose=False)
+    strategy = DefaultStrategy(refine_start_iter=0, refine_every=1, grow_grad2d=0.0, absgrad=absgrad, verbose=False)
     state = strategy.initialize_state()
     cameras = orbiting_cameras(1, dtype=torch.float32)
     result = rasterize(
-        params["means"], params["quats"], params["scales"], params["opacities"], params["colors"], cameras
-    )
+        params["means"], params["quats"], params["scales"], params["opacities"], params["colors"], cameras,
+        absgrad=absgrad,
+    )  # fmt: skip
     strategy.step_pre_backward(params, optimizers, state, 1, result.info)
     result.rgb.sum().backward()
     strategy.step_post_backward(params, optimizers, state, 1, result.info)

@@ -155,11 +155,12 @@ def blend_backward(
     means2d, conics, colors, opacities, depths, sigma_cutoffs, background, offsets, ids,
     width, height, tile_size, tiles_x, tiles_per_camera,
     transmittance_final, last, grad_rgb, grad_alpha, grad_depth,
-    grad_means2d, grad_conics, grad_colors, grad_opacities, grad_depths,
+    grad_means2d, grad_conics, grad_colors, grad_opacities, grad_depths, absgrad_means2d,
 ):  # fmt: skip
     """Back-to-front pass of the blending gradients (3DGS). Each tile accumulates into a local
-    [n, 10] block, added once per tile into the slice ``grad_*[chunk]`` of its parallel chunk
-    (leading dimension = number of chunks), which the caller sums.
+    [n, 12] block, added once per tile into the slice ``grad_*[chunk]`` of its parallel chunk
+    (leading dimension = number of chunks), which the caller sums. ``absgrad_means2d`` sums the
+    absolute value of each pixel's gradient of ``means2d`` (AbsGS), per component.
 
     Per pixel, with ``S`` the colour of everything behind Gaussian i plus the background:
     ``dC/dalpha_i = T_i c_i - S / (1 - alpha_i)`` and ``d(alpha)/d(alpha_i) = T_final / (1 - alpha_i)``.
@@ -188,6 +189,8 @@ def blend_backward(
                 grad_colors[chunk, camera, g, 1] += grads[k, 7]
                 grad_colors[chunk, camera, g, 2] += grads[k, 8]
                 grad_depths[chunk, camera, g] += grads[k, 9]
+                absgrad_means2d[chunk, camera, g, 0] += grads[k, 10]
+                absgrad_means2d[chunk, camera, g, 1] += grads[k, 11]
 
 
 @njit(cache=True)
@@ -195,9 +198,10 @@ def blend_tile_backward(
     block, camera, top, left, rows, cols, start, transmittance_final, last, background, grad_rgb, grad_alpha,
     grad_depth,
 ):  # fmt: skip
-    """Gradients [n, 10] (dx, dy, da, db, dc, dopacity, dr, dg, db, ddepth) of the tile's Gaussians:
-    back to front, each over the pixels of its box that it was blended into."""
-    grads = np.zeros((block.shape[0], 10), block.dtype)
+    """Gradients [n, 12] (dx, dy, da, db, dc, dopacity, dr, dg, db, ddepth, |dx|, |dy|) of the tile's
+    Gaussians, the last two summing each pixel's absolute value: back to front, each over the pixels
+    of its box that it was blended into."""
+    grads = np.zeros((block.shape[0], 12), block.dtype)
     pixels = rows * cols
     count = np.empty(pixels, np.int64)
     transmittance = np.empty(pixels, block.dtype)
@@ -221,7 +225,7 @@ def blend_tile_backward(
         red, green, blue, z = gaussian[7], gaussian[8], gaussian[9], gaussian[10]
         row_low, row_high = pixel_range(y, gaussian[12], top, rows)
         col_low, col_high = pixel_range(x, gaussian[11], left, cols)
-        d_x = d_y = d_a = d_b = d_c = d_opacity = d_red = d_green = d_blue = d_depth = 0.0
+        d_x = d_y = d_a = d_b = d_c = d_opacity = d_red = d_green = d_blue = d_depth = abs_x = abs_y = 0.0
         for row in range(row_low, row_high):
             for col in range(col_low, col_high):
                 pixel = (row - top) * cols + col - left
@@ -257,8 +261,12 @@ def blend_tile_backward(
                 d_a += 0.5 * dx * dx * dl_dsigma
                 d_b += dx * dy * dl_dsigma
                 d_c += 0.5 * dy * dy * dl_dsigma
-                d_x -= (a * dx + b * dy) * dl_dsigma
-                d_y -= (b * dx + c * dy) * dl_dsigma
+                pixel_x, pixel_y = (a * dx + b * dy) * dl_dsigma, (b * dx + c * dy) * dl_dsigma
+                d_x -= pixel_x
+                d_y -= pixel_y
+                abs_x += abs(pixel_x)
+                abs_y += abs(pixel_y)
         grads[k, 0], grads[k, 1], grads[k, 2], grads[k, 3], grads[k, 4] = d_x, d_y, d_a, d_b, d_c
         grads[k, 5], grads[k, 6], grads[k, 7], grads[k, 8], grads[k, 9] = d_opacity, d_red, d_green, d_blue, d_depth
+        grads[k, 10], grads[k, 11] = abs_x, abs_y
     return grads

@@ -3,7 +3,8 @@
 The loop is a readable function: render one training view, the photometric loss of DimensionX
 eq. 3 (L1 + D-SSIM, and LPIPS when its local weights are given, with per-pixel confidence,
 optional masks), Adam with per-parameter learning rates, gsplat's ``DefaultStrategy`` for
-densification (clone/split by view-space gradient, prune by opacity and size, opacity resets),
+densification (clone/split by the summed absolute per-pixel view-space gradients of AbsGS, prune
+by opacity and size, opacity resets),
 and an SH degree raised in steps. Checkpoints are written atomically, so a run can resume after
 a crash or Ctrl-C.
 """
@@ -54,7 +55,8 @@ class FitConfig:
     refine_every: int = 100
     refine_stop_fraction: float = 0.7  # densify until this fraction of the iterations
     reset_every: int = 3000  # opacity reset period
-    grow_grad2d: float = 2e-4
+    absgrad: bool = True  # densify by the summed absolute per-pixel gradients of the 2D means (AbsGS)
+    grow_grad2d: float = 8e-4  # densification threshold (gsplat: 2e-4 on the gradient, 8e-4 with absgrad)
     max_gaussians: int = 60_000  # budget: past it, the least opaque Gaussians are pruned after densifying
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)  # for renders and metrics
     random_background: bool = True  # train against a random colour per step, so coverage must be opaque
@@ -251,6 +253,7 @@ class Trainer:
             refine_every=config.refine_every,
             reset_every=config.reset_every,
             grow_grad2d=config.grow_grad2d,
+            absgrad=config.absgrad,
             verbose=False,
         )
         self.strategy.check_sanity(self.params, self.optimizers)
@@ -302,6 +305,7 @@ class Trainer:
         result = rasterize(
             means, quats, scales, params["opacities"], colors, camera, background,
             sh_degree=sh_degree, backend=self.config.backend, mode=self.config.rasterize_mode,
+            absgrad=self.config.absgrad,
         )  # fmt: skip
         loss = photometric_loss(
             result.rgb, target, self.config.ssim_weight, confidence, mask, self.config.lpips_weight, self.lpips

@@ -6,11 +6,13 @@
 - ``gsplat``: gsplat's CUDA ``rasterization()`` when the inputs live on a CUDA device.
 
 ``cpu`` and ``torch`` share the SH colours. ``RenderResult.info`` carries what gsplat's
-densification strategies read (``means2d`` with its gradient, ``radii [C, N, 2]``, ``width``,
-``height``, ``n_cameras``, ``gaussian_ids``), so ``DefaultStrategy`` and ``MCMCStrategy`` run with any backend.
+``DefaultStrategy`` reads (``means2d`` with its gradient, and with ``absgrad`` its ``absgrad``
+attribute after the backward pass; ``radii [C, N, 2]``, ``width``, ``height``, ``n_cameras``,
+``gaussian_ids``), so its densification runs with any backend.
 """
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -69,13 +71,17 @@ def rasterize(
     sh_degree: int | None = None,
     backend: Backend = "auto",
     mode: RasterizeMode = "classic",
+    absgrad: bool = False,
 ) -> RenderResult:
     """Render Gaussians into every camera: RGB, alpha and expected depth.
 
     ``auto`` picks ``gsplat`` for CUDA tensors and ``cpu`` otherwise. ``mode`` is gsplat's
     ``rasterize_mode``: ``classic`` widens every 2D covariance by 0.3 px^2 (3DGS); ``antialiased`` by
     Mip-Splatting's 0.1 px^2 2D filter, scaling opacities by ``antialiasing_compensation`` so that a
-    splat smaller than a pixel fades instead of growing.
+    splat smaller than a pixel fades instead of growing. With ``absgrad`` the backward pass also
+    leaves ``info["means2d"].absgrad`` [C, N, 2]: the sum over pixels of the absolute value of each
+    pixel's gradient of the 2D means (AbsGS; gsplat's ``absgrad``), which densification can use
+    instead of the gradient, whose per-pixel terms cancel on a textured surface.
     """
     backend = resolve_backend(backend, means)
     check_rasterize_mode(mode)
@@ -83,7 +89,9 @@ def rasterize(
     background = torch.zeros(3, dtype=means.dtype, device=means.device) if background is None else background
     background = background.to(means.dtype).expand(num_cameras, 3)
     if backend == "gsplat":
-        return rasterize_gsplat(means, quats, log_scales, opacity_logits, colors, cameras, background, sh_degree, mode)
+        return rasterize_gsplat(
+            means, quats, log_scales, opacity_logits, colors, cameras, background, sh_degree, mode, absgrad
+        )
     compiled = backend == "cpu"
     project = project_gaussians_compiled if compiled else project_gaussians
     projected = project(means, quats, log_scales, cameras, BLUR_2D[mode])
@@ -96,7 +104,7 @@ def rasterize(
     blend = rasterize_pixels if compiled else _rasterize_pixels
     rgb, alpha, depth = blend(
         projected.means2d, projected.conics, view_colors, opacities, projected.depths, background,
-        bins, cameras.width, cameras.height,
+        bins, cameras.width, cameras.height, absgrad,
     )  # fmt: skip
     info = {
         "means2d": projected.means2d,
@@ -197,15 +205,17 @@ def rasterize_pixels(
     bins: TileBins,
     width: int,
     height: int,
+    absgrad: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Blend projected Gaussians with the compiled CPU kernels: RGB [C, H, W, 3], alpha [C, H, W],
-    blended depth [C, H, W]. Same rules and outputs as ``_rasterize_pixels``."""
-    return _CompiledBlend.apply(means2d, conics, colors, opacities, depths, background, bins, width, height)
+    blended depth [C, H, W]. Same rules and outputs as ``_rasterize_pixels``, and with ``absgrad``
+    the same ``means2d.absgrad`` after the backward pass."""
+    return _CompiledBlend.apply(means2d, conics, colors, opacities, depths, background, bins, width, height, absgrad)
 
 
 class _CompiledBlend(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, means2d, conics, colors, opacities, depths, background, bins, width, height):  # noqa: ANN001
+    def forward(ctx, means2d, conics, colors, opacities, depths, background, bins, width, height, absgrad):  # noqa: ANN001
         from scene4d.splat import cpu_kernels
 
         cutoffs = torch.log(opacities.detach() / ALPHA_MIN)
@@ -220,6 +230,7 @@ class _CompiledBlend(torch.autograd.Function):
         cpu_kernels.blend_forward(*inputs, *layout, rgb, depth, transmittance, last)
         ctx.save_for_backward(means2d, conics, colors, opacities, depths, background)
         ctx.extras = (inputs, layout, transmittance, last)
+        ctx.absgrad_of = means2d if absgrad else None  # the tensor that receives .absgrad
         return torch.from_numpy(rgb), torch.from_numpy(1.0 - transmittance), torch.from_numpy(depth)
 
     @staticmethod
@@ -230,10 +241,12 @@ class _CompiledBlend(torch.autograd.Function):
 
         inputs, layout, transmittance, last = ctx.extras
         chunks = get_num_threads()
-        grads = [np.zeros((chunks, *array.shape), array.dtype) for array in inputs[:5]]
+        grads = [np.zeros((chunks, *array.shape), array.dtype) for array in (*inputs[:5], inputs[0])]
         upstream = [to_numpy(g) for g in (grad_rgb, grad_alpha, grad_depth)]
         cpu_kernels.blend_backward(*inputs, *layout, transmittance, last, *upstream, *grads)
-        return (*(torch.from_numpy(g.sum(axis=0)) for g in grads), None, None, None, None)
+        if ctx.absgrad_of is not None:
+            ctx.absgrad_of.absgrad = torch.from_numpy(grads[5].sum(axis=0))
+        return (*(torch.from_numpy(g.sum(axis=0)) for g in grads[:5]), None, None, None, None, None)
 
 
 def _rasterize_pixels(
@@ -246,9 +259,14 @@ def _rasterize_pixels(
     bins: TileBins,
     width: int,
     height: int,
+    absgrad: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Plain PyTorch twin of ``rasterize_pixels``: one tile at a time, all its pixels against
-    its depth-sorted Gaussians, transmittance by ``cumprod``."""
+    its depth-sorted Gaussians, transmittance by ``cumprod``. With ``absgrad`` a hook on each tile's
+    pixel-to-mean offsets [P, n, 2] sums their absolute gradients into ``means2d.absgrad``."""
+    absgrads = torch.zeros_like(means2d, requires_grad=False) if absgrad and means2d.requires_grad else None
+    if absgrads is not None:
+        means2d.absgrad = absgrads
     images = []
     for camera in range(means2d.shape[0]):
         rows = []
@@ -260,9 +278,12 @@ def _rasterize_pixels(
                 top, left = tile_y * TILE_SIZE, tile_x * TILE_SIZE
                 rows_here, cols_here = min(TILE_SIZE, height - top), min(TILE_SIZE, width - left)
                 pixels = tile_pixel_centres(top, left, rows_here, cols_here, means2d.dtype)
+                offset = pixels[:, None, :] - means2d[camera, ids][None]
+                if absgrads is not None:
+                    offset.register_hook(partial(add_absgrad, absgrads[camera], ids))
                 blended = _blend_tile(
-                    pixels, means2d[camera, ids], conics[camera, ids], colors[camera, ids],
-                    opacities[camera, ids], depths[camera, ids], background[camera],
+                    offset, conics[camera, ids], colors[camera, ids], opacities[camera, ids], depths[camera, ids],
+                    background[camera],
                 )  # fmt: skip
                 row.append(blended.reshape(rows_here, cols_here, 5))
             rows.append(torch.cat(row, dim=1))
@@ -281,9 +302,14 @@ def tile_pixel_centres(top: int, left: int, rows: int, cols: int, dtype: torch.d
     return torch.stack([x, y], dim=-1).reshape(-1, 2)
 
 
+def add_absgrad(absgrad: Tensor, ids: Tensor, grad_offset: Tensor) -> None:
+    """Add the absolute gradients [P, n, 2] of a tile's offsets, summed over its pixels, to the
+    ``absgrad`` [N, 2] of its Gaussians ``ids`` (the offset is pixel minus mean: the same magnitude)."""
+    absgrad.index_add_(0, ids, grad_offset.abs().sum(dim=0))
+
+
 def _blend_tile(
-    pixels: Tensor,  # [P, 2]
-    means2d: Tensor,  # [n, 2] depth-sorted
+    offset: Tensor,  # [P, n, 2] pixel centre minus 2D mean, Gaussians depth-sorted
     conics: Tensor,  # [n, 3]
     colors: Tensor,  # [n, 3]
     opacities: Tensor,  # [n]
@@ -291,7 +317,6 @@ def _blend_tile(
     background: Tensor,  # [3]
 ) -> Tensor:
     """Front-to-back alpha blending of one tile -> [P, 5] (RGB, alpha, blended depth)."""
-    offset = pixels[:, None, :] - means2d[None]
     dx, dy = offset[..., 0], offset[..., 1]
     sigma = 0.5 * (conics[:, 0] * dx * dx + conics[:, 2] * dy * dy) + conics[:, 1] * dx * dy
     alpha = torch.clamp(opacities * torch.exp(-sigma), max=ALPHA_MAX)
@@ -307,7 +332,7 @@ def _blend_tile(
 
 def rasterize_gsplat(
     means: Tensor, quats: Tensor, log_scales: Tensor, opacity_logits: Tensor, colors: Tensor,
-    cameras: Cameras, background: Tensor, sh_degree: int | None, mode: RasterizeMode,
+    cameras: Cameras, background: Tensor, sh_degree: int | None, mode: RasterizeMode, absgrad: bool,
 ) -> RenderResult:  # fmt: skip
     """gsplat's CUDA rasterizer (imported here: it is optional and needs a GPU)."""
     try:
@@ -318,6 +343,6 @@ def rasterize_gsplat(
         means, quats, torch.exp(log_scales), torch.sigmoid(opacity_logits), colors,
         cameras.w2c.to(means), cameras.K.to(means), cameras.width, cameras.height,
         sh_degree=sh_degree, backgrounds=torch.cat([background, background[:, :1] * 0], dim=1), render_mode="RGB+ED",
-        eps2d=BLUR_2D[mode], rasterize_mode=mode,
+        eps2d=BLUR_2D[mode], rasterize_mode=mode, absgrad=absgrad,
     )  # fmt: skip
     return RenderResult(render[..., :3], alpha[..., 0], render[..., 3], info)
