@@ -476,6 +476,14 @@ def model(
     lr: Annotated[float, typer.Option(help="AdamW learning rate (after a 100-step warm-up).")] = 5e-4,
     device: Annotated[str, typer.Option(help="cpu or cuda; several GPUs with `accelerate launch -m scene4d`.")] = "cpu",
     seed: Annotated[int, typer.Option(help="Seed of the sampling of frames, conditions and noise.")] = 0,
+    fraction_still: Annotated[
+        float,
+        typer.Option(
+            help="Share of still 3D samples (one frame of a 3D clip repeated at its camera), so that "
+            "--motion 0 with a still camera has been seen. 0 reproduces the bundled model; a 0.1 fine-tune "
+            "made the dynamic degree rise with --motion (BENCHMARKS.md)."
+        ),
+    ] = 0.0,
 ) -> None:
     """Train the GenXD-style video model on Clips (3D and 4D) plus real photos under exact rotations.
 
@@ -487,8 +495,9 @@ def model(
     from scene4d.train.model import TrainConfig, train_model
 
     config = TrainConfig.for_preset(
-        preset, resolution=res, steps=steps, batch_size=batch_size, learning_rate=lr, seed=seed
-    )
+        preset, resolution=res, steps=steps, batch_size=batch_size, learning_rate=lr, seed=seed,
+        fraction_still=fraction_still,
+    )  # fmt: skip
     codec = load_vae(vae if vae is not None else default_model_path() / "vae")
     with progress_bar() as progress:
         task = progress.add_task("model", total=steps)

@@ -9,7 +9,7 @@ from scene4d.io import save_clip
 from scene4d.models.vae import TinyVAE, VAEConfig
 from scene4d.synth import SynthConfig, make_clip
 from scene4d.train.data import LatentClip, condition_positions, training_sample
-from scene4d.train.model import PRESETS, TrainConfig, train_model
+from scene4d.train.model import PRESETS, SampleSource, TrainConfig, train_model
 from scene4d.train.photo_motion import opencv_pixel_map, photo_rotation_clip, view_to_source_homography
 from scene4d.train.state import optimizer_tensors, restore_optimizer
 from scene4d.train.vae import VAETrainConfig, train_vae
@@ -76,6 +76,43 @@ def test_sample_cameras_are_relative_to_the_first_condition():
         plucker = sample["plucker"][first]  # [6, h, w]: moments o x d vanish at the world origin
         torch.testing.assert_close(plucker[3:], torch.zeros_like(plucker[3:]), atol=1e-6, rtol=0)
         assert sample["clean"].shape == (4, 4, 4, 4) and sample["plucker"].shape == (4, 6, 4, 4)
+
+
+@pytest.mark.parametrize("with_4d_clips", [True, False])
+def test_still_samples_repeat_one_frame_of_a_3d_clip_at_one_camera(with_4d_clips):
+    # Without 4D clips the 4D share falls back to moving 3D samples, as before still samples existed.
+    w2c = named_trajectory_w2c("orbit-left", 6, 30.0)
+    latents = torch.randn(6, 4, 4, 4)
+    clip = LatentClip(latents, Cameras.from_fov(55.0, 16, 16, w2c), torch.zeros(6), 0.0, False)
+    dynamic = LatentClip(
+        torch.randn(6, 4, 4, 4), Cameras.from_fov(55.0, 16, 16, w2c), torch.linspace(0, 1, 6), 1.0, True
+    )
+    config = TrainConfig(fraction_photo=0.0, fraction_4d=0.3, fraction_still=0.5)
+    clips = [clip, dynamic] if with_4d_clips else [clip]
+    source, rng = SampleSource(clips, torch.nn.Identity(), config), np.random.default_rng(0)
+    kinds = []
+    for _ in range(200):
+        sample = source.sample(4, rng)
+        still = bool((sample["clean"] == sample["clean"][0]).all())
+        if still:  # one frame of the 3D clip, the same rays everywhere: the camera did not move
+            assert any(torch.equal(sample["clean"][0], frame) for frame in latents)
+            torch.testing.assert_close(sample["plucker"], sample["plucker"][:1].expand_as(sample["plucker"]))
+            assert not sample["is_4d"] and float(sample["motion"]) == 0.0
+        kinds.append("4d" if sample["is_4d"] else "still" if still else "3d")
+    shares = {kind: kinds.count(kind) / len(kinds) for kind in ("4d", "still", "3d")}
+    expected = {"4d": 0.3, "still": 0.5, "3d": 0.2} if with_4d_clips else {"4d": 0.0, "still": 0.5, "3d": 0.5}
+    assert all(abs(shares[kind] - share) < 0.1 for kind, share in expected.items()), shares
+
+
+@pytest.mark.parametrize(("shares", "message"), [
+    ({"fraction_still": -0.1}, "fraction_still must lie in"),
+    ({"fraction_still": 0.6, "fraction_4d": 0.35, "fraction_photo": 0.15}, "add up to"),
+])  # fmt: skip
+def test_train_config_rejects_sample_shares_outside_zero_to_one(shares, message):
+    from scene4d.errors import Scene4DError
+
+    with pytest.raises(Scene4DError, match=message):
+        TrainConfig(**shares)
 
 
 def test_optimizer_state_round_trips_through_named_tensors():

@@ -54,6 +54,7 @@ class TrainConfig:
     ema_decay: float = 0.998
     fraction_4d: float = 0.35  # share of samples from clips with times
     fraction_photo: float = 0.15  # share of samples from real photos under exact rotations
+    fraction_still: float = 0.0  # share of still 3D samples: one frame of a 3D clip repeated at its camera
     max_conditions: int = 3
     condition_dropout: float = 0.1  # null-condition samples for classifier-free guidance
     fov_x_deg: float = 55.0  # field of view of the photo samples and of generation
@@ -61,6 +62,15 @@ class TrainConfig:
     checkpoint_every: int = 200
     seed: int = 0
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+
+    def __post_init__(self) -> None:
+        shares = {"fraction_4d": self.fraction_4d, "fraction_photo": self.fraction_photo,
+                  "fraction_still": self.fraction_still}  # fmt: skip
+        for name, share in shares.items():
+            if not 0.0 <= share <= 1.0:
+                raise Scene4DError(f"{name} must lie in [0, 1], got {share}")
+        if sum(shares.values()) > 1.0:
+            raise Scene4DError(f"the sample shares add up to {sum(shares.values())}, more than 1")
 
     @staticmethod
     def for_preset(preset: str, **overrides: object) -> "TrainConfig":
@@ -91,6 +101,8 @@ class SampleSource:
             clip = self.photo_clip(num_frames, rng)
         elif self.dynamic and (draw < photo_share + self.config.fraction_4d or not self.static):
             clip = self.dynamic[int(rng.integers(len(self.dynamic)))]
+        elif 0 <= draw - photo_share - self.config.fraction_4d < self.config.fraction_still:
+            clip = still_clip(self.static[int(rng.integers(len(self.static)))], num_frames, rng)
         else:
             clip = self.static[int(rng.integers(len(self.static)))]
         return training_sample(clip, num_frames, self.config.max_conditions, rng)
@@ -103,6 +115,19 @@ class SampleSource:
             photo, move, num_frames, float(rng.uniform(5.0, limit)), self.config.resolution, self.config.fov_x_deg
         )
         return latent_clip(clip, self.vae, self.config.resolution, 1.0)
+
+
+def still_clip(clip: LatentClip, num_frames: int, rng: np.random.Generator) -> LatentClip:
+    """``num_frames`` copies of one random frame of a 3D ``clip`` at its camera: a still camera on a
+    still scene, which ``--motion 0`` with a still camera asks for and moving-camera clips never show."""
+    index = int(rng.integers(clip.latents.shape[0]))
+    return LatentClip(
+        clip.latents[index].expand(num_frames, *clip.latents.shape[1:]),
+        clip.cameras[[index] * num_frames],
+        torch.zeros(num_frames),
+        0.0,
+        False,
+    )
 
 
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
