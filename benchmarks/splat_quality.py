@@ -138,7 +138,9 @@ def main() -> None:
     parser.add_argument("--rasterize-mode", choices=RASTERIZE_MODES, default=FitConfig.rasterize_mode)
     parser.add_argument("--absgrad", action=argparse.BooleanOptionalAction, default=FitConfig.absgrad,
                         help="densify by absolute per-pixel gradients (AbsGS)")  # fmt: skip
-    parser.add_argument("--grow-grad2d", type=float, default=FitConfig.grow_grad2d, help="densification threshold")
+    parser.add_argument(
+        "--grow-grad2d", type=float, help="densification threshold (default: 8e-4 with absgrad, else 2e-4)"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
@@ -159,7 +161,8 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(f"case {args.case}, {args.iters} iterations, depth weight {args.depth_weight}, SH degree {args.sh_degree}, "
-          f"budget {args.max_gaussians}, {args.rasterize_mode}, absgrad {args.absgrad}, grow {args.grow_grad2d}, "
+          f"budget {args.max_gaussians}, {args.rasterize_mode}, absgrad {args.absgrad}, "
+          f"grow {FitConfig(absgrad=args.absgrad, grow_grad2d=args.grow_grad2d).grow_grad2d}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
     print("| seed | PSNR dB | SSIM | fit seconds | fit CPU seconds | Gaussians | peak MB |")
     print("|---|---|---|---|---|---|---|")
@@ -169,7 +172,8 @@ def main() -> None:
                    "--max-gaussians", str(args.max_gaussians)]  # fmt: skip
         command += ["--no-depth"] * args.no_depth + ["--sfm-points"] * args.sfm_points
         command += ["--no-triangulate"] * args.no_triangulate + ["--rasterize-mode", args.rasterize_mode]
-        command += ["--absgrad" if args.absgrad else "--no-absgrad", "--grow-grad2d", str(args.grow_grad2d)]
+        command += ["--absgrad" if args.absgrad else "--no-absgrad"]
+        command += [] if args.grow_grad2d is None else ["--grow-grad2d", str(args.grow_grad2d)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         row = json.loads(output.strip().splitlines()[-1])
         print(f"| {seed} | {row['psnr']:.2f} | {row['ssim']:.3f} | {row['seconds']:.0f} | {row['cpu_seconds']:.0f} "

@@ -480,8 +480,7 @@ def model(
         float,
         typer.Option(
             help="Share of still 3D samples (one frame of a 3D clip repeated at its camera), so that "
-            "--motion 0 with a still camera has been seen. 0 reproduces the bundled model; a 0.1 fine-tune "
-            "made the dynamic degree rise with --motion (BENCHMARKS.md)."
+            "--motion 0 with a still camera has been seen; 0 reproduces the bundled model."
         ),
     ] = 0.0,
 ) -> None:
@@ -495,9 +494,14 @@ def model(
     from scene4d.train.model import TrainConfig, train_model
 
     config = TrainConfig.for_preset(
-        preset, resolution=res, steps=steps, batch_size=batch_size, learning_rate=lr, seed=seed,
+        preset,
+        resolution=res,
+        steps=steps,
+        batch_size=batch_size,
+        learning_rate=lr,
+        seed=seed,
         fraction_still=fraction_still,
-    )  # fmt: skip
+    )
     codec = load_vae(vae if vae is not None else default_model_path() / "vae")
     with progress_bar() as progress:
         task = progress.add_task("model", total=steps)

@@ -73,13 +73,15 @@ def test_track_points_follows_a_known_shift(photo):
     np.testing.assert_allclose(np.median(moved[ok] - points[inner][ok], axis=0), [3.0, 2.0], atol=0.05)
 
 
-def test_sift_matches_of_a_twice_enlarged_photo_lie_at_twice_the_position(photo):
+@pytest.mark.parametrize("size", [512, 160])
+def test_sift_matches_of_a_twice_enlarged_photo_lie_at_twice_the_position(photo, size):
     # cv2.resize by 2 maps pixel centres x -> 2 x in scene4d's convention (centres at k + 0.5); the
-    # matches are found on upsampled copies of both frames and must come back in the frames' pixels.
+    # matches are found on copies of both frames resized to the working size (enlarged, or reduced)
+    # and must come back in the frames' own pixels.
     import cv2
 
     enlarged = cv2.resize(photo, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
-    points_a, points_b = sift_matches(photo, enlarged)
+    points_a, points_b = sift_matches(photo, enlarged, size=size)
     offset = points_b - 2 * points_a
     good = np.linalg.norm(offset, axis=1) < 2  # ratio-test survivors that are not the same feature
     assert good.sum() > 50

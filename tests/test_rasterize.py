@@ -101,9 +101,11 @@ def test_absgrad_matches_between_backends_and_bounds_the_gradient(mode):
         result = rasterize(*params, cameras, torch.tensor([0.2, 0.3, 0.4], dtype=torch.float64), backend=backend,
                            mode=mode, absgrad=True)  # fmt: skip
         cotangent = torch.randn(result.rgb.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-        means2d = result.info["means2d"]
-        gradients.append(torch.autograd.grad((result.rgb * cotangent).sum(), means2d)[0])
+        means2d, loss = result.info["means2d"], (result.rgb * cotangent).sum()
+        gradients.append(torch.autograd.grad(loss, means2d, retain_graph=True)[0])
         absgrads.append(means2d.absgrad)
+        torch.autograd.grad(loss, means2d)  # a second backward pass replaces absgrad, as gsplat's does
+        torch.testing.assert_close(means2d.absgrad, absgrads[-1], msg=backend)
     torch.testing.assert_close(absgrads[1], absgrads[0], atol=1e-10, rtol=1e-9)
     torch.testing.assert_close(gradients[1], gradients[0], atol=1e-10, rtol=1e-9)
     assert (absgrads[1] >= gradients[1].abs() - 1e-12).all()  # |sum| <= sum of ||

@@ -80,7 +80,7 @@ def test_sample_cameras_are_relative_to_the_first_condition():
 
 @pytest.mark.parametrize("with_4d_clips", [True, False])
 def test_still_samples_repeat_one_frame_of_a_3d_clip_at_one_camera(with_4d_clips):
-    # Without 4D clips the 4D share falls back to moving 3D samples, as before still samples existed.
+    # Without 4D clips the 4D share goes to moving 3D samples.
     w2c = named_trajectory_w2c("orbit-left", 6, 30.0)
     latents = torch.randn(6, 4, 4, 4)
     clip = LatentClip(latents, Cameras.from_fov(55.0, 16, 16, w2c), torch.zeros(6), 0.0, False)

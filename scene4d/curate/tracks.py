@@ -66,26 +66,38 @@ def pixel_rows_cols(points: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndar
 
 
 def sift_matches(
-    frame_a: np.ndarray, frame_b: np.ndarray, ratio: float = 0.8, upsample: int = 2, contrast: float = 0.01
+    frame_a: np.ndarray, frame_b: np.ndarray, ratio: float = 0.8, size: int = 512, contrast: float = 0.01
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pixel positions [M, 2] of SIFT matches between two frames that pass Lowe's ratio test.
 
-    For wide baselines, where dense flow and LK tracking lose the correspondence. The frames are
-    upsampled ``upsample`` times and detected with a low ``contrast`` threshold (OpenCV's default is
-    0.04): small, low-contrast frames then give many more correct matches.
+    For wide baselines, where dense flow and LK tracking lose the correspondence. Each frame is
+    detected at a working ``size`` (its longer side; small frames are enlarged, large ones reduced,
+    which bounds time and memory) with a low ``contrast`` threshold (OpenCV's default is 0.04):
+    small, low-contrast frames then give many more correct matches.
     """
     import cv2
 
     sift = cv2.SIFT_create(contrastThreshold=contrast, enable_precise_upscale=True)  # else keypoints sit 0.25 px off
-    greys = [
-        cv2.resize(grey(f), None, fx=upsample, fy=upsample, interpolation=cv2.INTER_LINEAR) for f in (frame_a, frame_b)
-    ]
-    (keys_a, features_a), (keys_b, features_b) = (sift.detectAndCompute(image, None) for image in greys)
+    (image_a, scale_a), (image_b, scale_b) = (grey_at_size(frame, size) for frame in (frame_a, frame_b))
+    (keys_a, features_a), (keys_b, features_b) = (sift.detectAndCompute(image, None) for image in (image_a, image_b))
     if features_a is None or features_b is None or min(len(keys_a), len(keys_b)) < 2:
         return np.zeros((0, 2)), np.zeros((0, 2))
     pairs = cv2.BFMatcher().knnMatch(features_a, features_b, k=2)
     good = [pair[0] for pair in pairs if len(pair) == 2 and pair[0].distance < ratio * pair[1].distance]
-    # OpenCV's pixel centres sit at integers at either size: x = (x_upsampled + 0.5) / upsample in ours.
-    points_a = (np.float64([keys_a[match.queryIdx].pt for match in good]).reshape(-1, 2) + 0.5) / upsample
-    points_b = (np.float64([keys_b[match.trainIdx].pt for match in good]).reshape(-1, 2) + 0.5) / upsample
+    # OpenCV's pixel centres sit at integers at either size: x = (x_resized + 0.5) / scale in ours.
+    points_a = (np.float64([keys_a[match.queryIdx].pt for match in good]).reshape(-1, 2) + 0.5) / scale_a
+    points_b = (np.float64([keys_b[match.trainIdx].pt for match in good]).reshape(-1, 2) + 0.5) / scale_b
     return points_a, points_b
+
+
+def grey_at_size(frame: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``frame`` [H, W, 3] in grey, resized so that its longer side is ``size`` pixels, and the
+    scale [2] (x, y) from its pixels to the resized ones."""
+    import cv2
+
+    image = grey(frame)
+    height, width = image.shape
+    factor = size / max(height, width)
+    shape = (max(1, round(width * factor)), max(1, round(height * factor)))
+    method = cv2.INTER_LINEAR if factor >= 1 else cv2.INTER_AREA
+    return cv2.resize(image, shape, interpolation=method), np.array([shape[0] / width, shape[1] / height])

@@ -261,11 +261,11 @@ def blend_tile_backward(
                 d_a += 0.5 * dx * dx * dl_dsigma
                 d_b += dx * dy * dl_dsigma
                 d_c += 0.5 * dy * dy * dl_dsigma
-                pixel_x, pixel_y = (a * dx + b * dy) * dl_dsigma, (b * dx + c * dy) * dl_dsigma
-                d_x -= pixel_x
-                d_y -= pixel_y
-                abs_x += abs(pixel_x)
-                abs_y += abs(pixel_y)
+                pixel_grad_x, pixel_grad_y = -(a * dx + b * dy) * dl_dsigma, -(b * dx + c * dy) * dl_dsigma
+                d_x += pixel_grad_x
+                d_y += pixel_grad_y
+                abs_x += abs(pixel_grad_x)
+                abs_y += abs(pixel_grad_y)
         grads[k, 0], grads[k, 1], grads[k, 2], grads[k, 3], grads[k, 4] = d_x, d_y, d_a, d_b, d_c
         grads[k, 5], grads[k, 6], grads[k, 7], grads[k, 8], grads[k, 9] = d_opacity, d_red, d_green, d_blue, d_depth
         grads[k, 10], grads[k, 11] = abs_x, abs_y

@@ -56,7 +56,7 @@ class FitConfig:
     refine_stop_fraction: float = 0.7  # densify until this fraction of the iterations
     reset_every: int = 3000  # opacity reset period
     absgrad: bool = True  # densify by the summed absolute per-pixel gradients of the 2D means (AbsGS)
-    grow_grad2d: float = 8e-4  # densification threshold (gsplat: 2e-4 on the gradient, 8e-4 with absgrad)
+    grow_grad2d: float | None = None  # densification threshold; None: gsplat's 8e-4 with absgrad, else 2e-4
     max_gaussians: int = 60_000  # budget: past it, the least opaque Gaussians are pruned after densifying
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)  # for renders and metrics
     random_background: bool = True  # train against a random colour per step, so coverage must be opaque
@@ -66,6 +66,8 @@ class FitConfig:
     rasterize_mode: str = "antialiased"  # rasterize(): Mip-Splatting's 2D filter, or classic 3DGS
 
     def __post_init__(self) -> None:
+        if self.grow_grad2d is None:
+            object.__setattr__(self, "grow_grad2d", 8e-4 if self.absgrad else 2e-4)  # frozen: set once here
         if self.iterations < 1:
             raise Scene4DError(f"iterations must be at least 1, got {self.iterations}")
         if not 0 <= self.sh_degree <= 3:

@@ -11,6 +11,7 @@ attribute after the backward pass; ``radii [C, N, 2]``, ``width``, ``height``, `
 ``gaussian_ids``), so its densification runs with any backend.
 """
 
+import weakref
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, get_args
@@ -230,7 +231,7 @@ class _CompiledBlend(torch.autograd.Function):
         cpu_kernels.blend_forward(*inputs, *layout, rgb, depth, transmittance, last)
         ctx.save_for_backward(means2d, conics, colors, opacities, depths, background)
         ctx.extras = (inputs, layout, transmittance, last)
-        ctx.absgrad_of = means2d if absgrad else None  # the tensor that receives .absgrad
+        ctx.absgrad = absgrad
         return torch.from_numpy(rgb), torch.from_numpy(1.0 - transmittance), torch.from_numpy(depth)
 
     @staticmethod
@@ -244,8 +245,8 @@ class _CompiledBlend(torch.autograd.Function):
         grads = [np.zeros((chunks, *array.shape), array.dtype) for array in (*inputs[:5], inputs[0])]
         upstream = [to_numpy(g) for g in (grad_rgb, grad_alpha, grad_depth)]
         cpu_kernels.blend_backward(*inputs, *layout, transmittance, last, *upstream, *grads)
-        if ctx.absgrad_of is not None:
-            ctx.absgrad_of.absgrad = torch.from_numpy(grads[5].sum(axis=0))
+        if ctx.absgrad:
+            ctx.saved_tensors[0].absgrad = torch.from_numpy(grads[5].sum(axis=0))  # means2d, as gsplat does
         return (*(torch.from_numpy(g.sum(axis=0)) for g in grads[:5]), None, None, None, None, None)
 
 
@@ -263,10 +264,11 @@ def _rasterize_pixels(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Plain PyTorch twin of ``rasterize_pixels``: one tile at a time, all its pixels against
     its depth-sorted Gaussians, transmittance by ``cumprod``. With ``absgrad`` a hook on each tile's
-    pixel-to-mean offsets [P, n, 2] sums their absolute gradients into ``means2d.absgrad``."""
-    absgrads = torch.zeros_like(means2d, requires_grad=False) if absgrad and means2d.requires_grad else None
+    pixel-to-mean offsets [P, n, 2] sums their absolute gradients into a buffer, which a hook on
+    ``means2d`` (run once all of them have) hands over as ``means2d.absgrad`` at each backward pass."""
+    absgrads = torch.zeros_like(means2d) if absgrad and means2d.requires_grad else None
     if absgrads is not None:
-        means2d.absgrad = absgrads
+        means2d.register_hook(partial(publish_absgrad, weakref.ref(means2d), absgrads))
     images = []
     for camera in range(means2d.shape[0]):
         rows = []
@@ -300,6 +302,13 @@ def tile_pixel_centres(top: int, left: int, rows: int, cols: int, dtype: torch.d
         indexing="ij",
     )
     return torch.stack([x, y], dim=-1).reshape(-1, 2)
+
+
+def publish_absgrad(means2d: weakref.ref, absgrads: Tensor, grad: Tensor) -> None:
+    """Set the summed absolute gradients [C, N, 2] of this backward pass as ``means2d.absgrad`` (a weak
+    reference: the hook must not keep its own tensor alive) and clear the buffer for the next one."""
+    means2d().absgrad = absgrads.clone()
+    absgrads.zero_()
 
 
 def add_absgrad(absgrad: Tensor, ids: Tensor, grad_offset: Tensor) -> None:

@@ -69,7 +69,7 @@ class TrainConfig:
         for name, share in shares.items():
             if not 0.0 <= share <= 1.0:
                 raise Scene4DError(f"{name} must lie in [0, 1], got {share}")
-        if sum(shares.values()) > 1.0:
+        if sum(shares.values()) > 1.0 + 1e-9:
             raise Scene4DError(f"the sample shares add up to {sum(shares.values())}, more than 1")
 
     @staticmethod
