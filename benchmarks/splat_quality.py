@@ -38,7 +38,7 @@ from scene4d.eval.metrics import psnr, ssim
 from scene4d.geometry import Cameras
 from scene4d.io import Clip
 from scene4d.splat.deform import splats_at
-from scene4d.splat.fit import FitConfig, fit_gaussians, render_splats
+from scene4d.splat.fit import FitConfig, fit_gaussians, render_splats, with_densification
 from scene4d.splat.fit4d import fit_dynamic
 from scene4d.splat.rasterize import RASTERIZE_MODES
 from scene4d.synth import SynthConfig, make_clip
@@ -121,6 +121,12 @@ def case_32view(config: FitConfig) -> dict:
     return {**scores(rgb, cropped), **times, "gaussians": int(splats["means"].shape[0])}
 
 
+def densification(args: argparse.Namespace) -> str:
+    """The densification the case will use, as ``with_densification`` settles it."""
+    config = with_densification(FitConfig(absgrad=args.absgrad, grow_grad2d=args.grow_grad2d), args.case == "4d")
+    return f"{'AbsGS' if config.absgrad else 'gradient'} at {config.grow_grad2d}"
+
+
 CASES = {"3d": case_3d, "4d": case_4d, "32view": case_32view}
 
 
@@ -136,8 +142,8 @@ def main() -> None:
     parser.add_argument("--sfm-points", action="store_true", help="(3d: start from COLMAP's points, topped up)")
     parser.add_argument("--no-triangulate", action="store_true", help="no triangulated points: stereo alone")
     parser.add_argument("--rasterize-mode", choices=RASTERIZE_MODES, default=FitConfig.rasterize_mode)
-    parser.add_argument("--absgrad", action=argparse.BooleanOptionalAction, default=FitConfig.absgrad,
-                        help="densify by absolute per-pixel gradients (AbsGS)")  # fmt: skip
+    parser.add_argument("--absgrad", action=argparse.BooleanOptionalAction,
+                        help="densify by absolute per-pixel gradients (AbsGS; default: static cases only)")  # fmt: skip
     parser.add_argument(
         "--grow-grad2d", type=float, help="densification threshold (default: 8e-4 with absgrad, else 2e-4)"
     )
@@ -161,8 +167,7 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(f"case {args.case}, {args.iters} iterations, depth weight {args.depth_weight}, SH degree {args.sh_degree}, "
-          f"budget {args.max_gaussians}, {args.rasterize_mode}, absgrad {args.absgrad}, "
-          f"grow {FitConfig(absgrad=args.absgrad, grow_grad2d=args.grow_grad2d).grow_grad2d}, "
+          f"budget {args.max_gaussians}, {args.rasterize_mode}, densification {densification(args)}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
     print("| seed | PSNR dB | SSIM | fit seconds | fit CPU seconds | Gaussians | peak MB |")
     print("|---|---|---|---|---|---|---|")
@@ -172,7 +177,7 @@ def main() -> None:
                    "--max-gaussians", str(args.max_gaussians)]  # fmt: skip
         command += ["--no-depth"] * args.no_depth + ["--sfm-points"] * args.sfm_points
         command += ["--no-triangulate"] * args.no_triangulate + ["--rasterize-mode", args.rasterize_mode]
-        command += ["--absgrad" if args.absgrad else "--no-absgrad"]
+        command += [] if args.absgrad is None else ["--absgrad" if args.absgrad else "--no-absgrad"]
         command += [] if args.grow_grad2d is None else ["--grow-grad2d", str(args.grow_grad2d)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         row = json.loads(output.strip().splitlines()[-1])

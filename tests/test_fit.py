@@ -150,3 +150,23 @@ def test_depth_weight_adds_the_weighted_depth_error_to_the_step_loss(small_clip)
     photometric = Trainer(splats, config, scene_scale=1.0).train_step(camera, target, None, None)
     both = Trainer(splats, config, scene_scale=1.0).train_step(camera, target, None, None, target_depth=target_depth)
     assert np.isclose(both - photometric, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("dynamic", "given", "expected"), [
+    (False, {}, (True, 8e-4)),
+    (True, {}, (False, 2e-4)),
+    (True, {"absgrad": True}, (True, 8e-4)),
+    (False, {"absgrad": False, "grow_grad2d": 5e-4}, (False, 5e-4)),
+])  # fmt: skip
+def test_fits_densify_by_absgrad_for_static_scenes_and_by_the_gradient_for_4d(
+    small_clip, tmp_path, dynamic, given, expected
+):
+    from scene4d.splat.fit4d import fit_dynamic
+
+    config = FitConfig(iterations=2, init_points=200, triangulate=False, **given)
+    if dynamic:
+        fit_dynamic(small_clip, config, warmup=1, checkpoint=tmp_path)
+    else:
+        fit_gaussians(small_clip, config, checkpoint=tmp_path)
+    recorded = json.loads((tmp_path / "state.json").read_text())["config"]
+    assert (recorded["absgrad"], recorded["grow_grad2d"]) == expected

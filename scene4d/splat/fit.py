@@ -3,8 +3,8 @@
 The loop is a readable function: render one training view, the photometric loss of DimensionX
 eq. 3 (L1 + D-SSIM, and LPIPS when its local weights are given, with per-pixel confidence,
 optional masks), Adam with per-parameter learning rates, gsplat's ``DefaultStrategy`` for
-densification (clone/split by the summed absolute per-pixel view-space gradients of AbsGS, prune
-by opacity and size, opacity resets),
+densification (clone/split by view-space gradient, for static scenes the summed absolute
+per-pixel gradients of AbsGS; prune by opacity and size; opacity resets),
 and an SH degree raised in steps. Checkpoints are written atomically, so a run can resume after
 a crash or Ctrl-C.
 """
@@ -55,7 +55,7 @@ class FitConfig:
     refine_every: int = 100
     refine_stop_fraction: float = 0.7  # densify until this fraction of the iterations
     reset_every: int = 3000  # opacity reset period
-    absgrad: bool = True  # densify by the summed absolute per-pixel gradients of the 2D means (AbsGS)
+    absgrad: bool | None = None  # densify by AbsGS's absolute per-pixel gradients; None: static fits only
     grow_grad2d: float | None = None  # densification threshold; None: gsplat's 8e-4 with absgrad, else 2e-4
     max_gaussians: int = 60_000  # budget: past it, the least opaque Gaussians are pruned after densifying
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)  # for renders and metrics
@@ -66,8 +66,6 @@ class FitConfig:
     rasterize_mode: str = "antialiased"  # rasterize(): Mip-Splatting's 2D filter, or classic 3DGS
 
     def __post_init__(self) -> None:
-        if self.grow_grad2d is None:
-            object.__setattr__(self, "grow_grad2d", 8e-4 if self.absgrad else 2e-4)  # frozen: set once here
         if self.iterations < 1:
             raise Scene4DError(f"iterations must be at least 1, got {self.iterations}")
         if not 0 <= self.sh_degree <= 3:
@@ -80,6 +78,15 @@ class FitConfig:
         if self.init_points < 4:
             raise Scene4DError(f"init_points must be at least 4, got {self.init_points}")
         check_lpips(self.lpips_weight, self.lpips_weights)
+
+
+def with_densification(config: FitConfig, dynamic: bool) -> FitConfig:
+    """``config`` with its densification settled where it leaves it open: AbsGS for static fits and the
+    plain gradient for 4D ones (BENCHMARKS.md: AbsGS raised held-out PSNR on static scenes and lowered
+    it on the 4D ones), at gsplat's threshold for that choice (8e-4 with AbsGS, 2e-4 without)."""
+    absgrad = not dynamic if config.absgrad is None else config.absgrad
+    threshold = (8e-4 if absgrad else 2e-4) if config.grow_grad2d is None else config.grow_grad2d
+    return replace(config, absgrad=absgrad, grow_grad2d=threshold)
 
 
 def check_lpips(weight: float, folder: str | None) -> None:
@@ -391,6 +398,7 @@ def fit_gaussians(
     ``checkpoint_every`` steps and at the end.
     """
     torch.manual_seed(config.seed)
+    config = with_densification(config, dynamic=False)
     if checkpoint is not None and (checkpoint / "state.json").exists():
         splats, tensors, state = read_checkpoint(checkpoint, config)
         trainer = Trainer(splats, config, state["scene_scale"], step=state["step"])

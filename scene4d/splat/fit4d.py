@@ -21,7 +21,16 @@ from scene4d.splat.deform import (
     deform_gaussians,
     deformation_for_scene,
 )
-from scene4d.splat.fit import FitConfig, Splats, Trainer, initial_splats, read_checkpoint, run_training, scene_geometry
+from scene4d.splat.fit import (
+    FitConfig,
+    Splats,
+    Trainer,
+    initial_splats,
+    read_checkpoint,
+    run_training,
+    scene_geometry,
+    with_densification,
+)
 
 DEFORMATION_LR = 1e-3
 
@@ -87,6 +96,7 @@ def fit_dynamic(
 ) -> tuple[Splats, DeformationField]:
     """Canonical Gaussians and the deformation field fitted to ``clip`` (frames at their times)."""
     torch.manual_seed(config.seed)
+    config = with_densification(config, dynamic=True)
     if checkpoint is not None and (checkpoint / "state.json").exists():
         splats, tensors, state = read_checkpoint(checkpoint, config)
         if state.get("warmup") != warmup:
