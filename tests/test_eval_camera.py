@@ -21,7 +21,8 @@ def test_rotation_from_rendered_frames_matches_the_true_cameras(trajectory):
     true = clip.cameras.R[-1].double() @ clip.cameras.R[0].double().T
     estimated = chained_rotation(clip.frames, clip.cameras.K[0])
     assert estimated is not None
-    assert rotation_error_deg(true, estimated) < 0.25 * rotation_error_deg(true, torch.eye(3, dtype=torch.float64))
+    # 0.07-0.09 of the turn on these clips; RANSAC on DIS flow at 64 px (before) 0.16-0.28
+    assert rotation_error_deg(true, estimated) < 0.15 * rotation_error_deg(true, torch.eye(3, dtype=torch.float64))
 
 
 def test_dynamic_degree_reads_a_known_shift():
