@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import warp
 
-from scene4d.eval.camera import chained_rotation, dynamic_degree, similarity_transform
+from scene4d.eval.camera import chained_rotation, dynamic_degree, image_shift, similarity_transform
 from scene4d.geometry.rotations import axis_angle_to_matrix, rotation_error_deg
 from scene4d.synth import SynthConfig, make_clip
 
@@ -23,6 +23,30 @@ def test_rotation_from_rendered_frames_matches_the_true_cameras(trajectory):
     assert estimated is not None
     # 0.07-0.09 of the turn on these clips; RANSAC on DIS flow at 64 px (before) 0.16-0.28
     assert rotation_error_deg(true, estimated) < 0.15 * rotation_error_deg(true, torch.eye(3, dtype=torch.float64))
+
+
+def test_image_shift_of_a_sliding_texture_ignores_a_small_moving_object():
+    rng = np.random.default_rng(1)
+    import cv2
+
+    texture = cv2.GaussianBlur(rng.random((48, 80, 3)).astype(np.float32), (5, 5), 1.0)
+    frames = np.stack([texture[:, 3 * k : 3 * k + 48] for k in range(5)])  # content slides 3 px left per frame
+    for k in range(5):
+        frames[k, 4 + 2 * k : 16 + 2 * k, 30:42] = texture[:12, 60:72]  # a patch moving 2 px down per frame
+    np.testing.assert_allclose(image_shift(frames), [-12.0, 0.0], atol=0.4)
+
+
+@pytest.mark.parametrize("trajectory", ["pan-right", "tilt-up"])
+def test_image_shift_of_a_turning_camera_matches_the_centre_ray(trajectory):
+    """The summed shift of the image centre under the true per-frame rotations, f tan of each step."""
+    clip = make_clip(SynthConfig(kind="spatial", resolution=64, num_frames=12, trajectory=trajectory), seed=3)
+    R, K = clip.cameras.R.double(), clip.cameras.K[0].double()  # noqa: N806
+    expected = np.zeros(2)
+    for index in range(len(clip) - 1):
+        ray = R[index + 1] @ R[index].T @ torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+        expected += (K[[0, 1], [0, 1]] * ray[:2] / ray[2]).numpy()
+    shift = image_shift(clip.frames)
+    assert np.linalg.norm(shift - expected) < 0.1 * np.linalg.norm(expected)
 
 
 def test_dynamic_degree_reads_a_known_shift():

@@ -93,6 +93,21 @@ def similarity_transform(source: np.ndarray, target: np.ndarray) -> tuple[float,
     return scale, rotation, mean_target - scale * rotation @ mean_source
 
 
+def image_shift(frames: np.ndarray, upsample: int = FLOW_UPSAMPLE) -> np.ndarray:
+    """How far the picture travels over a video: the sum over consecutive frames of the median
+    flow vector [2] (x, y, pixels of ``frames`` [T, H, W, 3]; ``upsampled_flow``).
+
+    Under a camera that pans or tilts in small steps this is close to the shift the rotation
+    gives the middle of the image, whatever the scene's depth, so the shift of a generated video
+    against that of the renders of its requested cameras tells how much of the turn it carried
+    out, where an essential matrix on small, soft frames confuses a turn with a sideways step.
+    The median ignores moving objects that cover less than half the frame.
+    """
+    steps = [np.median(upsampled_flow(frames[i], frames[i + 1], upsample).reshape(-1, 2), axis=0)
+             for i in range(len(frames) - 1)]  # fmt: skip
+    return np.sum(steps, axis=0) if steps else np.zeros(2)
+
+
 def dynamic_degree(frames: np.ndarray, masks: np.ndarray, upsample: int = FLOW_UPSAMPLE) -> float:
     """Mean optical-flow magnitude (pixels of ``frames`` per frame) inside ``masks`` over consecutive frames.
 
