@@ -3,8 +3,8 @@
 GenXD segments every instance that might move and prefers false positives to false negatives.
 Segmentation networks need weights, so masks come from one of three sources:
 
-- ``motion_masks`` (the default, weight-free): the flow left over once the camera's motion is
-  explained, thresholded and dilated;
+- ``motion_masks`` (the default, weight-free): the pixels whose flow, and whose appearance
+  along it, the camera's motion does not explain;
 - ``read_user_masks``: a folder of per-frame mask images supplied by the user;
 - ``segmentation_masks``: a transformers semantic segmentation model from a local path.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scene4d.curate.flow import apply_homography, camera_motion, dense_flow, flow_samples
+from scene4d.curate.flow import apply_homography, camera_motion, cycle_error, dense_flow, flow_samples, landed
 from scene4d.errors import Scene4DError
 
 
@@ -28,6 +28,10 @@ from scene4d.errors import Scene4DError
 class MaskConfig:
     gap: int = 2  # frames between the flow pairs (slow objects move more over a longer gap)
     residual_px: float = 0.5  # flow residual (pixels per gap) above which a pixel may be moving
+    min_gain: float = 0.005  # how much better (mean |intensity| over 5x5 px) the flow explains a moving pixel
+    max_cycle_px: float = 1.0  # forward-backward flow disagreement above which a pixel's flow is not trusted
+    border_px: float = 4.0  # pixels whose flow lands nearer than this to the frame's edge are not judged
+    homography_fit: float = 0.8  # share of the flow a homography explains when the camera is still or rotates
     min_area: float = 0.002  # connected regions smaller than this fraction of the frame are noise
     dilate: float = 0.03  # dilation radius as a fraction of the longer image side
 
@@ -35,47 +39,97 @@ class MaskConfig:
 def motion_masks(frames: np.ndarray, config: MaskConfig = MaskConfig()) -> np.ndarray:
     """Instance ids [T, H, W] of the regions that move against the camera's motion (undilated).
 
-    Per frame, flow to a frame ``gap`` away; the residual is the flow's distance to the dominant
-    homography. When that homography leaves much of the frame unexplained (a translating camera,
-    with parallax), the residual is instead the smaller of it and the Sampson distance to a RANSAC
-    fundamental matrix: static points keep to their epipolar lines whatever their depth. (With a
-    still or rotating camera the fundamental matrix is degenerate and would also fit the objects.)
-    Residual regions lose specks and are numbered as connected components.
+    Per frame, ``moving_pixels`` towards a frame ``gap`` away; the regions lose specks and are
+    numbered as connected components.
     """
     count = len(frames)
     if count < 2:
         return np.zeros(frames.shape[:3], np.int32)
     gap = min(config.gap, count - 1)
     moving = np.stack(
-        [
-            flow_residual(frames[i], frames[i + gap if i + gap < count else i - gap]) > config.residual_px
-            for i in range(count)
-        ]
+        [moving_pixels(frames[i], frames[i + gap if i + gap < count else i - gap], config) for i in range(count)]
     )
     return label_regions(drop_specks(moving, config.min_area))
 
 
-def flow_residual(frame_a: np.ndarray, frame_b: np.ndarray, homography_fit: float = 0.8) -> np.ndarray:
-    """Per-pixel motion [H, W] (pixels) of ``frame_a`` that the camera's motion does not explain.
+def moving_pixels(frame_a: np.ndarray, frame_b: np.ndarray, config: MaskConfig = MaskConfig()) -> np.ndarray:
+    """Bool [H, W]: the pixels of ``frame_a`` whose motion to ``frame_b`` the camera does not explain.
 
-    ``homography_fit``: the fraction of flow samples the homography must explain for the camera
-    to count as still or rotating.
+    A pixel moves when its flow (DIS refined at full resolution) lands more than ``residual_px``
+    from where the camera's motion alone would take it (``camera_flow``), and the flow explains
+    its appearance better than the camera's motion by ``min_gain`` (``photometric_gain``): on a
+    textureless sky or an aliased, minified texture the flow is arbitrary and both explain the
+    pixel equally. Pixels whose flow is not trusted are not judged: forward and backward flow
+    disagree by more than ``max_cycle_px`` (occlusions), or it lands within ``border_px`` of the
+    frame's edge (content leaving the frame).
+    """
+    flow = dense_flow(frame_a, frame_b, full_resolution=True)
+    backward = dense_flow(frame_b, frame_a, full_resolution=True)
+    camera = camera_flow(flow, config.homography_fit)
+    residual = np.linalg.norm(flow - camera, axis=-1)
+    trusted = (cycle_error(flow, backward) <= config.max_cycle_px) & lands_inside(flow, config.border_px)
+    explained = photometric_gain(frame_a, frame_b, flow, camera) > config.min_gain
+    return trusted & explained & (residual > config.residual_px)
+
+
+def camera_flow(flow: np.ndarray, homography_fit: float = 0.8) -> np.ndarray:
+    """The flow [H, W, 2] the camera's motion alone gives each pixel, nearest to ``flow`` [H, W, 2].
+
+    That is the dominant RANSAC homography's. When the homography explains fewer than
+    ``homography_fit`` of the flow samples (a translating camera, with parallax), a pixel may
+    instead land anywhere on its epipolar line (a RANSAC fundamental matrix): static points keep
+    to their epipolar lines whatever their depth. Each pixel then takes the nearer to its flow of
+    the homography's landing and its flow's landing projected onto the line. (With a still or
+    rotating camera the fundamental matrix is degenerate and would also fit the objects.)
     """
     import cv2
 
-    flow = dense_flow(frame_a, frame_b)
     height, width = flow.shape[:2]
     pixels, vectors = flow_samples(flow, step=1)
     moved = pixels + vectors
     motion = camera_motion(flow)
-    residual = np.linalg.norm(apply_homography(motion.homography, pixels) - moved, axis=1)
-    if motion.inliers.mean() >= homography_fit:
-        return residual.reshape(height, width)
-    points, vectors = flow_samples(flow)
-    fundamental, _ = cv2.findFundamentalMat(points, points + vectors, cv2.FM_RANSAC, 0.5, 0.999)
-    if fundamental is not None and fundamental.shape == (3, 3):
-        residual = np.minimum(residual, sampson_distance(fundamental, pixels, moved))
-    return residual.reshape(height, width)
+    landing = apply_homography(motion.homography, pixels)
+    if motion.inliers.mean() < homography_fit:
+        points, sampled = flow_samples(flow)
+        fundamental, _ = cv2.findFundamentalMat(points, points + sampled, cv2.FM_RANSAC, 0.5, 0.999)
+        if fundamental is not None and fundamental.shape == (3, 3):
+            on_line = epipolar_projection(fundamental, pixels, moved)
+            nearer = np.linalg.norm(on_line - moved, axis=1) < np.linalg.norm(landing - moved, axis=1)
+            landing = np.where(nearer[:, None], on_line, landing)
+    return (landing - pixels).reshape(height, width, 2).astype(np.float32)
+
+
+def epipolar_projection(fundamental: np.ndarray, points_a: np.ndarray, points_b: np.ndarray) -> np.ndarray:
+    """``points_b`` [P, 2] moved perpendicularly onto the epipolar lines ``F x_a`` of ``points_a`` [P, 2]."""
+    lines = np.concatenate([points_a, np.ones((len(points_a), 1))], 1) @ fundamental.T
+    offset = (points_b * lines[:, :2]).sum(axis=1) + lines[:, 2]
+    return points_b - (offset / np.maximum((lines[:, :2] ** 2).sum(axis=1), 1e-12))[:, None] * lines[:, :2]
+
+
+def photometric_gain(
+    frame_a: np.ndarray,  # [H, W, 3]
+    frame_b: np.ndarray,  # [H, W, 3]
+    flow: np.ndarray,  # [H, W, 2]
+    camera: np.ndarray,  # [H, W, 2] the camera's flow
+    window: int = 5,
+) -> np.ndarray:
+    """[H, W]: how much better ``flow`` than ``camera`` explains ``frame_a`` from ``frame_b``: the
+    mean absolute intensity error of ``frame_b`` sampled where the camera's flow lands minus that
+    where ``flow`` lands, each averaged over a ``window`` x ``window`` box."""
+    import cv2
+
+    def error(vectors: np.ndarray) -> np.ndarray:
+        return cv2.blur(np.abs(landed(frame_b, vectors) - frame_a).mean(axis=-1), (window, window))
+
+    return error(camera) - error(flow)
+
+
+def lands_inside(flow: np.ndarray, margin_px: float) -> np.ndarray:
+    """Bool [H, W]: pixels that ``flow`` [H, W, 2] moves at least ``margin_px`` inside the frame."""
+    height, width = flow.shape[:2]
+    cols, rows = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    x, y = cols + flow[..., 0], rows + flow[..., 1]
+    return (x >= margin_px) & (x <= width - margin_px) & (y >= margin_px) & (y <= height - margin_px)
 
 
 def sampson_distance(fundamental: np.ndarray, points_a: np.ndarray, points_b: np.ndarray) -> np.ndarray:
