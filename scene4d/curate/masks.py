@@ -72,7 +72,7 @@ def moving_pixels(frame_a: np.ndarray, frame_b: np.ndarray, config: MaskConfig =
     return trusted & explained & (residual > config.residual_px)
 
 
-def camera_flow(flow: np.ndarray, homography_fit: float = 0.8) -> np.ndarray:
+def camera_flow(flow: np.ndarray, homography_fit: float = MaskConfig.homography_fit) -> np.ndarray:
     """The flow [H, W, 2] the camera's motion alone gives each pixel, nearest to ``flow`` [H, W, 2].
 
     That is the dominant RANSAC homography's. When the homography explains fewer than
@@ -90,8 +90,7 @@ def camera_flow(flow: np.ndarray, homography_fit: float = 0.8) -> np.ndarray:
     motion = camera_motion(flow)
     landing = apply_homography(motion.homography, pixels)
     if motion.inliers.mean() < homography_fit:
-        points, sampled = flow_samples(flow)
-        fundamental, _ = cv2.findFundamentalMat(points, points + sampled, cv2.FM_RANSAC, 0.5, 0.999)
+        fundamental, _ = cv2.findFundamentalMat(motion.points, motion.points + motion.flow, cv2.FM_RANSAC, 0.5, 0.999)
         if fundamental is not None and fundamental.shape == (3, 3):
             on_line = epipolar_projection(fundamental, pixels, moved)
             nearer = np.linalg.norm(on_line - moved, axis=1) < np.linalg.norm(landing - moved, axis=1)
