@@ -33,7 +33,7 @@ def render_and_grads(params, cameras, backend, sh_degree=None, seed=1, mode="cla
     result = rasterize(*params, cameras, background, sh_degree=sh_degree, backend=backend, mode=mode)
     generator = torch.Generator().manual_seed(seed)
     outputs = (result.rgb, result.alpha, result.depth)
-    cotangents = [torch.randn(o.shape, generator=generator, dtype=o.dtype) for o in outputs]
+    cotangents = [torch.randn(o.shape, generator=generator, dtype=torch.float64).to(o) for o in outputs]
     loss = sum((o * v).sum() for o, v in zip(outputs, cotangents, strict=True))
     return [o.detach() for o in outputs], torch.autograd.grad(loss, params)
 
@@ -260,6 +260,19 @@ def test_unknown_or_unavailable_backend_raises():
         rasterize(*params, orbiting_cameras(1), backend="opengl")
     with pytest.raises(Scene4DError, match="CUDA only"):
         rasterize(*params, orbiting_cameras(1), backend="gsplat")
+
+
+def test_backends_render_on_their_device(monkeypatch):
+    from scene4d.splat.rasterize import backend_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert backend_device("auto").type == "cpu"
+    with pytest.raises(Scene4DError, match="needs a CUDA GPU"):
+        backend_device("gsplat")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert [backend_device(name).type for name in ("auto", "gsplat", "cpu", "torch")] == ["cuda", "cuda", "cpu", "cpu"]
+    with pytest.raises(Scene4DError, match="valid: auto, cpu, gsplat, torch"):
+        backend_device("opengl")
 
 
 @pytest.mark.parametrize("absgrad", [False, True])

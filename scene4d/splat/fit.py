@@ -26,7 +26,7 @@ from scene4d.io import Clip
 from scene4d.io.checkpoints import load_checkpoint, save_checkpoint
 from scene4d.splat.losses import depth_loss, photometric_loss
 from scene4d.splat.projection import SH_C0
-from scene4d.splat.rasterize import BACKENDS, check_rasterize_mode, rasterize
+from scene4d.splat.rasterize import BACKENDS, backend_device, check_rasterize_mode, rasterize
 
 SPLAT_NAMES = ("means", "quats", "scales", "opacities", "sh0", "shN")
 Splats = dict[str, Tensor]
@@ -109,7 +109,12 @@ def render_splats(
     mode: str = FitConfig.rasterize_mode,
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     """RGB [C, H, W, 3], alpha [C, H, W] and depth [C, H, W] of ``splats`` seen by each camera, without
-    gradients, in the rasterize ``mode`` they were fitted with."""
+    gradients, in the rasterize ``mode`` they were fitted with; rendered on the ``backend``'s device
+    (``backend_device``) and returned on the CPU."""
+    device = backend_device(backend)
+    splats = {name: value.to(device) for name, value in splats.items()}
+    cameras = cameras.to(device)
+    background = None if background is None else background.to(device)
     colors = torch.cat([splats["sh0"], splats["shN"]], dim=1)
     outputs = []
     with torch.no_grad():
@@ -118,7 +123,7 @@ def render_splats(
                 splats["means"], splats["quats"], splats["scales"], splats["opacities"], colors,
                 cameras[index], background, sh_degree=sh_degree_of(splats), backend=backend, mode=mode,
             )  # fmt: skip
-            outputs.append((result.rgb, result.alpha, result.depth))
+            outputs.append((result.rgb.cpu(), result.alpha.cpu(), result.depth.cpu()))
     return tuple(torch.cat(parts) for parts in zip(*outputs, strict=True))
 
 
@@ -244,13 +249,17 @@ def learning_rates(config: FitConfig, scene_scale: float) -> dict[str, float]:
 
 
 class Trainer:
-    """The state of one fit: parameters, Adam optimizers, the densification strategy and the step."""
+    """The state of one fit: parameters, Adam optimizers, the densification strategy and the step,
+    on the device of the configured backend (``backend_device``: CUDA for gsplat)."""
 
     def __init__(self, splats: Splats, config: FitConfig, scene_scale: float, step: int = 0) -> None:
         from gsplat.strategy import DefaultStrategy
 
         self.config, self.step, self.scene_scale = config, step, scene_scale
-        self.params = torch.nn.ParameterDict({name: torch.nn.Parameter(splats[name].clone()) for name in SPLAT_NAMES})
+        self.device = backend_device(config.backend)
+        self.params = torch.nn.ParameterDict(
+            {name: torch.nn.Parameter(splats[name].to(self.device, copy=True)) for name in SPLAT_NAMES}
+        )
         rates = learning_rates(config, scene_scale)
         self.optimizers = {
             name: torch.optim.Adam([param], lr=rates[name], eps=1e-15, fused=True)
@@ -267,7 +276,7 @@ class Trainer:
         )
         self.strategy.check_sanity(self.params, self.optimizers)
         self.strategy_state = self.strategy.initialize_state(scene_scale=scene_scale)
-        self.lpips = None if config.lpips_weight == 0 else load_lpips(Path(config.lpips_weights))
+        self.lpips = None if config.lpips_weight == 0 else load_lpips(Path(config.lpips_weights)).to(self.device)
 
     def means_lr(self) -> float:
         """Exponential decay of the position learning rate from ``lr_means`` to ``lr_means_final``."""
@@ -287,15 +296,16 @@ class Trainer:
         excess = self.params["means"].shape[0] - self.config.max_gaussians
         if excess <= 0:
             return
-        drop = torch.zeros(self.params["means"].shape[0], dtype=torch.bool)
+        drop = torch.zeros(self.params["means"].shape[0], dtype=torch.bool, device=self.device)
         drop[torch.topk(self.params["opacities"].detach(), excess, largest=False).indices] = True
         remove(self.params, self.optimizers, self.strategy_state, drop)
 
     def training_background(self) -> Tensor:
         """The configured background, or a colour drawn from (seed, step) so that resuming repeats it."""
         if not self.config.random_background:
-            return torch.tensor(self.config.background)
-        return torch.rand(3, generator=torch.Generator().manual_seed(self.config.seed * 7_919 + self.step))
+            return torch.tensor(self.config.background, device=self.device)
+        generator = torch.Generator().manual_seed(self.config.seed * 7_919 + self.step)
+        return torch.rand(3, generator=generator).to(self.device)
 
     def step_extra_optimizers(self) -> None:
         """Step optimizers beyond the per-splat ones (none for a static scene)."""
@@ -334,7 +344,8 @@ class Trainer:
         return float(loss.detach())
 
     def splats(self) -> Splats:
-        return {name: param.detach().clone() for name, param in self.params.items()}
+        """The parameters, detached, on the CPU."""
+        return {name: param.detach().to("cpu", copy=True) for name, param in self.params.items()}
 
     def save(self, folder: Path) -> None:
         """Parameters, Adam moments and strategy statistics, atomically."""
@@ -366,12 +377,12 @@ class Trainer:
             if f"adam/{name}/exp_avg" in tensors:
                 optimizer.state[self.params[name]] = {
                     "step": torch.tensor(state["adam_steps"][name], device=self.params[name].device),
-                    "exp_avg": tensors[f"adam/{name}/exp_avg"],
-                    "exp_avg_sq": tensors[f"adam/{name}/exp_avg_sq"],
+                    "exp_avg": tensors[f"adam/{name}/exp_avg"].to(self.device),
+                    "exp_avg_sq": tensors[f"adam/{name}/exp_avg_sq"].to(self.device),
                 }
         for key in list(self.strategy_state):
             if f"strategy/{key}" in tensors:
-                self.strategy_state[key] = tensors[f"strategy/{key}"]
+                self.strategy_state[key] = tensors[f"strategy/{key}"].to(self.device)
 
 
 def read_checkpoint(folder: Path, config: FitConfig) -> tuple[Splats, dict[str, Tensor], dict]:
@@ -421,12 +432,14 @@ def run_training(
 ) -> None:
     """Step ``trainer`` up to ``until`` (default: the configured iterations), cycling through the
     given frames in a seeded random order per epoch; each frame is rendered at its clip time."""
-    config = trainer.config
+    config, device = trainer.config, trainer.device
     until = config.iterations if until is None else until
-    frames = torch.from_numpy(clip.frames)
-    confidences = None if confidence is None else torch.from_numpy(np.asarray(confidence, np.float32))
-    masks = None if mask is None else torch.from_numpy(np.asarray(mask, np.float32))
-    depths = None if clip.depth is None or config.depth_weight == 0 else torch.from_numpy(clip.depth).float()
+    frames, cameras = torch.from_numpy(clip.frames).to(device), clip.cameras.to(device)
+    confidences = None if confidence is None else torch.from_numpy(np.asarray(confidence, np.float32)).to(device)
+    masks = None if mask is None else torch.from_numpy(np.asarray(mask, np.float32)).to(device)
+    depths = None
+    if clip.depth is not None and config.depth_weight > 0:
+        depths = torch.from_numpy(clip.depth).float().to(device)
     while trainer.step < until:
         epoch, position = divmod(trainer.step, len(frame_indices))
         order = torch.randperm(
@@ -434,7 +447,7 @@ def run_training(
         )
         index = int(frame_indices[int(order[position])])
         loss = trainer.train_step(
-            clip.cameras[index], frames[index][None],
+            cameras[index], frames[index][None],
             None if confidences is None else confidences[index][None], None if masks is None else masks[index][None],
             time=float(clip.times[index]), target_depth=None if depths is None else depths[index][None],
         )  # fmt: skip

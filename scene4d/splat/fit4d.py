@@ -45,7 +45,7 @@ class DynamicTrainer(Trainer):
         super().__init__(splats, config, scene_scale, step)
         self.warmup = warmup
         self.deformation = deformation
-        self.field = DeformationField(deformation)
+        self.field = DeformationField(deformation).to(self.device)
         self.field_optimizer = torch.optim.Adam(self.field.parameters(), lr=DEFORMATION_LR)
 
     def gaussians_at(self, time: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -94,7 +94,7 @@ def fit_dynamic(
     checkpoint: Path | None = None,
     on_step: Callable[[int, float], None] | None = None,
 ) -> tuple[Splats, DeformationField]:
-    """Canonical Gaussians and the deformation field fitted to ``clip`` (frames at their times)."""
+    """Canonical Gaussians and the deformation field fitted to ``clip`` (frames at their times), on the CPU."""
     torch.manual_seed(config.seed)
     config = with_densification(config, dynamic=True)
     if checkpoint is not None and (checkpoint / "state.json").exists():
@@ -112,4 +112,4 @@ def fit_dynamic(
         trainer, clip, warmup_frames(clip), checkpoint, None, None, on_step, until=min(warmup, config.iterations)
     )
     run_training(trainer, clip, np.arange(len(clip)), checkpoint, None, None, on_step)
-    return trainer.splats(), trainer.field
+    return trainer.splats(), trainer.field.cpu()

@@ -88,7 +88,7 @@ def rasterize(
     check_rasterize_mode(mode)
     num_cameras = len(cameras)
     background = torch.zeros(3, dtype=means.dtype, device=means.device) if background is None else background
-    background = background.to(means.dtype).expand(num_cameras, 3)
+    background = background.to(means).expand(num_cameras, 3)  # the Gaussians' dtype and device
     if backend == "gsplat":
         return rasterize_gsplat(
             means, quats, log_scales, opacity_logits, colors, cameras, background, sh_degree, mode, absgrad
@@ -130,6 +130,17 @@ def resolve_backend(backend: str, means: Tensor) -> str:
     if backend != "gsplat" and means.is_cuda:
         raise Scene4DError(f"the {backend} backend runs on the CPU; use backend='gsplat' for CUDA tensors")
     return backend
+
+
+def backend_device(backend: str) -> torch.device:
+    """The device ``backend`` renders on: CUDA for ``gsplat``, and for ``auto`` when PyTorch sees a
+    GPU; else the CPU. Fits and renders move their tensors there."""
+    if backend not in BACKENDS:
+        raise Scene4DError(f"unknown rasterizer backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if backend == "gsplat" and not torch.cuda.is_available():
+        raise Scene4DError("the gsplat backend needs a CUDA GPU and PyTorch sees none; use backend 'cpu'")
+    cuda = backend == "gsplat" or (backend == "auto" and torch.cuda.is_available())
+    return torch.device("cuda" if cuda else "cpu")
 
 
 def check_rasterize_mode(mode: str) -> None:
@@ -343,15 +354,22 @@ def rasterize_gsplat(
     means: Tensor, quats: Tensor, log_scales: Tensor, opacity_logits: Tensor, colors: Tensor,
     cameras: Cameras, background: Tensor, sh_degree: int | None, mode: RasterizeMode, absgrad: bool,
 ) -> RenderResult:  # fmt: skip
-    """gsplat's CUDA rasterizer (imported here: it is optional and needs a GPU)."""
+    """gsplat's CUDA rasterizer (imported here: it is optional and needs a GPU). Its blending differs
+    from ``cpu`` and ``torch`` in one rule: a Gaussian's alpha is capped at 0.999, not 0.99."""
     try:
         from gsplat import rasterization
+        from gsplat.cuda._backend import _C  # built on first use from source when no wheel brought it
     except ImportError:
         raise Scene4DError("the gsplat backend needs the gsplat package: pip install gsplat") from None
+    if _C is None:
+        raise Scene4DError(
+            "gsplat has no CUDA extension: it builds one on first use with the CUDA toolkit (nvcc), which was "
+            "not found; install the toolkit or use backend 'cpu'"
+        )
     render, alpha, info = rasterization(
         means, quats, torch.exp(log_scales), torch.sigmoid(opacity_logits), colors,
         cameras.w2c.to(means), cameras.K.to(means), cameras.width, cameras.height,
-        sh_degree=sh_degree, backgrounds=torch.cat([background, background[:, :1] * 0], dim=1), render_mode="RGB+ED",
-        eps2d=BLUR_2D[mode], rasterize_mode=mode, absgrad=absgrad,
+        sh_degree=sh_degree, backgrounds=background, render_mode="RGB+ED",  # gsplat appends the depth's zero
+        eps2d=BLUR_2D[mode], rasterize_mode=mode, absgrad=absgrad, packed=False,  # info [C, N, ...] as the others'
     )  # fmt: skip
     return RenderResult(render[..., :3], alpha[..., 0], render[..., 3], info)
