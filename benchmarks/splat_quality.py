@@ -16,7 +16,8 @@ Fit times are wall seconds and CPU seconds (all threads of the fitting process).
 
 ``--depth-weight`` adds depth supervision where the training frames carry depth (only ``4d``);
 ``--sh-degree`` sets the colours' SH degree (fewer bands overfit sparse views less);
-``--rasterize-mode`` fits and renders in gsplat's ``antialiased`` (the default) or ``classic`` mode.
+``--rasterize-mode`` fits and renders in gsplat's ``antialiased`` (the default) or ``classic`` mode;
+``--backend`` picks the rasterizer (``auto``: gsplat on a CUDA machine, else ``cpu``).
 
     python benchmarks/splat_quality.py --case 3d --seeds 0 1 --iters 2000
     python benchmarks/splat_quality.py --case 4d --iters 2500 [--no-depth]
@@ -40,7 +41,7 @@ from scene4d.io import Clip
 from scene4d.splat.deform import splats_at
 from scene4d.splat.fit import FitConfig, fit_gaussians, render_splats, with_densification
 from scene4d.splat.fit4d import fit_dynamic
-from scene4d.splat.rasterize import RASTERIZE_MODES
+from scene4d.splat.rasterize import BACKENDS, RASTERIZE_MODES, backend_device
 from scene4d.synth import SynthConfig, make_clip
 
 
@@ -88,7 +89,7 @@ def case_3d(config: FitConfig, sfm_points: bool = False) -> dict:
     splats = fit_gaussians(train, config)
     times = elapsed(start)
     test = subset(clip, held_out)
-    rgb, _, _ = render_splats(splats, test.cameras, mode=config.rasterize_mode)
+    rgb, _, _ = render_splats(splats, test.cameras, mode=config.rasterize_mode, backend=config.backend)
     return {**scores(rgb, test), **times, "gaussians": int(splats["means"].shape[0])}
 
 
@@ -101,7 +102,9 @@ def case_4d(config: FitConfig, with_depth: bool = True) -> dict:
     times = elapsed(start)
     test = subset(clip, view == 2)
     frames = [
-        render_splats(splats_at(splats, field, float(t)), test.cameras[i], mode=config.rasterize_mode)[0]
+        render_splats(
+            splats_at(splats, field, float(t)), test.cameras[i], mode=config.rasterize_mode, backend=config.backend
+        )[0]
         for i, t in enumerate(test.times)
     ]
     return {**scores(torch.cat(frames), test), **times, "gaussians": int(splats["means"].shape[0])}
@@ -117,7 +120,7 @@ def case_32view(config: FitConfig) -> dict:
     start = clock()
     splats = fit_gaussians(cropped, config)
     times = elapsed(start)
-    rgb, _, _ = render_splats(splats, cropped.cameras, mode=config.rasterize_mode)
+    rgb, _, _ = render_splats(splats, cropped.cameras, mode=config.rasterize_mode, backend=config.backend)
     return {**scores(rgb, cropped), **times, "gaussians": int(splats["means"].shape[0])}
 
 
@@ -142,6 +145,7 @@ def main() -> None:
     parser.add_argument("--sfm-points", action="store_true", help="(3d: start from COLMAP's points, topped up)")
     parser.add_argument("--no-triangulate", action="store_true", help="no triangulated points: stereo alone")
     parser.add_argument("--rasterize-mode", choices=RASTERIZE_MODES, default=FitConfig.rasterize_mode)
+    parser.add_argument("--backend", choices=BACKENDS, default=FitConfig.backend, help="rasterizer")
     parser.add_argument("--absgrad", action=argparse.BooleanOptionalAction,
                         help="densify by absolute per-pixel gradients (AbsGS; default: static cases only)")  # fmt: skip
     parser.add_argument(
@@ -160,6 +164,7 @@ def main() -> None:
             rasterize_mode=args.rasterize_mode,
             absgrad=args.absgrad,
             grow_grad2d=args.grow_grad2d,
+            backend=args.backend,
         )
         options = {"4d": {"with_depth": not args.no_depth}, "3d": {"sfm_points": args.sfm_points}}.get(args.case, {})
         result = CASES[args.case](config, **options)
@@ -168,6 +173,7 @@ def main() -> None:
         return
     print(f"case {args.case}, {args.iters} iterations, depth weight {args.depth_weight}, SH degree {args.sh_degree}, "
           f"budget {args.max_gaussians}, {args.rasterize_mode}, densification {densification(args)}, "
+          f"backend {args.backend} on {backend_device(args.backend)}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
     print("| seed | PSNR dB | SSIM | fit seconds | fit CPU seconds | Gaussians | peak MB |")
     print("|---|---|---|---|---|---|---|")
@@ -177,6 +183,7 @@ def main() -> None:
                    "--max-gaussians", str(args.max_gaussians)]  # fmt: skip
         command += ["--no-depth"] * args.no_depth + ["--sfm-points"] * args.sfm_points
         command += ["--no-triangulate"] * args.no_triangulate + ["--rasterize-mode", args.rasterize_mode]
+        command += ["--backend", args.backend]
         command += [] if args.absgrad is None else ["--absgrad" if args.absgrad else "--no-absgrad"]
         command += [] if args.grow_grad2d is None else ["--grow-grad2d", str(args.grow_grad2d)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
