@@ -124,6 +124,12 @@ def case_32view(config: FitConfig) -> dict:
     return {**scores(rgb, cropped), **times, "gaussians": int(splats["means"].shape[0])}
 
 
+def peak_memory(row: dict) -> str:
+    """The process's peak RSS in MB, and on CUDA the GPU's peak allocation."""
+    gpu = f" / GPU {row['gpu_peak_mb']:.0f}" if "gpu_peak_mb" in row else ""
+    return f"{row['peak_mb']:.0f}{gpu}"
+
+
 def densification(args: argparse.Namespace) -> str:
     """The densification the case will use, as ``with_densification`` settles it."""
     config = with_densification(FitConfig(absgrad=args.absgrad, grow_grad2d=args.grow_grad2d), args.case == "4d")
@@ -169,13 +175,17 @@ def main() -> None:
         options = {"4d": {"with_depth": not args.no_depth}, "3d": {"sfm_points": args.sfm_points}}.get(args.case, {})
         result = CASES[args.case](config, **options)
         result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if backend_device(args.backend).type == "cuda":
+            result["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
         print(json.dumps(result))
         return
     print(f"case {args.case}, {args.iters} iterations, depth weight {args.depth_weight}, SH degree {args.sh_degree}, "
           f"budget {args.max_gaussians}, {args.rasterize_mode}, densification {densification(args)}, "
           f"backend {args.backend} on {backend_device(args.backend)}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
-    print("| seed | PSNR dB | SSIM | fit seconds | fit CPU seconds | Gaussians | peak MB |")
+    print(
+        "| seed | PSNR dB | SSIM | fit seconds | fit CPU seconds | Gaussians | peak MB (RSS, and the GPU's on CUDA) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for seed in args.seeds:
         command = [sys.executable, __file__, "--case", args.case, "--iters", str(args.iters), "--one", str(seed),
@@ -189,7 +199,7 @@ def main() -> None:
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         row = json.loads(output.strip().splitlines()[-1])
         print(f"| {seed} | {row['psnr']:.2f} | {row['ssim']:.3f} | {row['seconds']:.0f} | {row['cpu_seconds']:.0f} "
-              f"| {row['gaussians']} | {row['peak_mb']:.0f} |", flush=True)  # fmt: skip
+              f"| {row['gaussians']} | {peak_memory(row)} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def wait(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def forward_backward_ms(backend: str, num: int, size: int, repeats: int) -> float:
+def forward_backward_ms(backend: str, num: int, size: int, repeats: int, mode: str) -> float:
     device = backend_device(backend)
     params, camera = scene(num, size, device)
     generator = torch.Generator().manual_seed(1)
@@ -63,7 +63,7 @@ def forward_backward_ms(backend: str, num: int, size: int, repeats: int) -> floa
     ]
 
     def forward_backward() -> None:
-        result = rasterize(*params, camera, backend=backend)
+        result = rasterize(*params, camera, backend=backend, mode=mode)
         outputs = (result.rgb, result.alpha, result.depth)
         torch.autograd.grad(outputs, params, cotangents)
 
@@ -101,11 +101,11 @@ def training_step_ms(backend: str, num: int, size: int, repeats: int, mode: str)
 
 
 def run_one(kind: str, backend: str, mode: str, num: int, size: int, repeats: int) -> None:
-    """``kind`` "render" times forward + backward of ``backend``, "step" its training step in rasterize ``mode``."""
+    """``kind`` "render" times forward + backward of ``backend``, "step" its training step (rasterize ``mode``)."""
     milliseconds = (
         training_step_ms(backend, num, size, repeats, mode)
         if kind == "step"
-        else forward_backward_ms(backend, num, size, repeats)
+        else forward_backward_ms(backend, num, size, repeats, mode)
     )
     if backend_device(backend).type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
@@ -137,7 +137,8 @@ def main() -> None:
         return
     fast, slow = args.backends
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"| Gaussians | image | {fast} fwd+bwd ms | {slow} fwd+bwd ms | speed-up | {fast} peak MB | {slow} peak MB |")
+    peaks = " | ".join(f"{name} peak MB ({'GPU' if name == 'gsplat' else 'RSS'})" for name in (fast, slow))
+    print(f"| Gaussians | image | {fast} fwd+bwd ms | {slow} fwd+bwd ms | speed-up | {peaks} |")
     print("|---|---|---|---|---|---|---|")
     for num, size in CASES:
         ours = measure("render", fast, "classic", num, size, REPEATS[fast])

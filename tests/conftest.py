@@ -8,6 +8,13 @@ def _seed_everything():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _auto_backend_on_the_cpu(monkeypatch):
+    """The ``auto`` rasterizer backend stays on the CPU, as on CI, so that results do not depend on
+    the machine; tests/test_gsplat_cuda.py names the gsplat backend where it wants the GPU."""
+    monkeypatch.setattr("scene4d.splat.rasterize.gsplat_available", lambda: False)
+
+
 def random_w2c(num: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Random rigid world-to-camera matrices [num, 4, 4] (float64)."""
     from scene4d.geometry.rotations import quaternion_to_matrix

@@ -270,6 +270,7 @@ def test_backends_render_on_their_device(monkeypatch):
     with pytest.raises(Scene4DError, match="needs a CUDA GPU"):
         backend_device("gsplat")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr("scene4d.splat.rasterize.gsplat_available", lambda: True)
     assert [backend_device(name).type for name in ("auto", "gsplat", "cpu", "torch")] == ["cuda", "cuda", "cpu", "cpu"]
     with pytest.raises(Scene4DError, match="valid: auto, cpu, gsplat, torch"):
         backend_device("opengl")

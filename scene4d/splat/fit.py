@@ -26,7 +26,7 @@ from scene4d.io import Clip
 from scene4d.io.checkpoints import load_checkpoint, save_checkpoint
 from scene4d.splat.losses import depth_loss, photometric_loss
 from scene4d.splat.projection import SH_C0
-from scene4d.splat.rasterize import BACKENDS, backend_device, check_rasterize_mode, rasterize
+from scene4d.splat.rasterize import backend_device, check_backend, check_rasterize_mode, rasterize
 
 SPLAT_NAMES = ("means", "quats", "scales", "opacities", "sh0", "shN")
 Splats = dict[str, Tensor]
@@ -70,8 +70,7 @@ class FitConfig:
             raise Scene4DError(f"iterations must be at least 1, got {self.iterations}")
         if not 0 <= self.sh_degree <= 3:
             raise Scene4DError(f"SH degree must be 0-3, got {self.sh_degree}")
-        if self.backend not in BACKENDS:
-            raise Scene4DError(f"unknown rasterizer backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
+        check_backend(self.backend)
         check_rasterize_mode(self.rasterize_mode)
         if self.depth_weight < 0:
             raise Scene4DError(f"depth weight must be non-negative, got {self.depth_weight}")
@@ -315,7 +314,12 @@ class Trainer:
         target_depth: Tensor | None = None,
     ) -> float:  # fmt: skip
         """One optimisation step on one view: render, loss (photometric, plus ``depth_weight`` times
-        the depth error when ``target_depth`` [1, H, W] is given), backward, Adam, densification."""
+        the depth error when ``target_depth`` [1, H, W] is given), backward, Adam, densification.
+        The inputs may live on any device; they are moved to the trainer's."""
+        camera, target = camera.to(self.device), target.to(self.device)
+        confidence, mask, target_depth = (
+            None if value is None else value.to(self.device) for value in (confidence, mask, target_depth)
+        )
         sh_degree = min(self.step // self.config.sh_interval, self.config.sh_degree)
         params = self.params
         colors = torch.cat([params["sh0"], params["shN"]], dim=1)

@@ -13,7 +13,7 @@ attribute after the backward pass; ``radii [C, N, 2]``, ``width``, ``height``, `
 
 import weakref
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -118,9 +118,14 @@ def rasterize(
     return RenderResult(rgb, alpha, depth / alpha.clamp(min=1e-10), info)
 
 
-def resolve_backend(backend: str, means: Tensor) -> str:
+def check_backend(backend: str) -> None:
+    """Raise a one-line error unless ``backend`` is one of ``BACKENDS``."""
     if backend not in BACKENDS:
         raise Scene4DError(f"unknown rasterizer backend {backend!r}; valid: {', '.join(BACKENDS)}")
+
+
+def resolve_backend(backend: str, means: Tensor) -> str:
+    check_backend(backend)
     if backend == "auto":
         return "gsplat" if means.is_cuda else "cpu"
     if backend == "gsplat" and not means.is_cuda:
@@ -133,14 +138,26 @@ def resolve_backend(backend: str, means: Tensor) -> str:
 
 
 def backend_device(backend: str) -> torch.device:
-    """The device ``backend`` renders on: CUDA for ``gsplat``, and for ``auto`` when PyTorch sees a
-    GPU; else the CPU. Fits and renders move their tensors there."""
-    if backend not in BACKENDS:
-        raise Scene4DError(f"unknown rasterizer backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    """The device ``backend`` renders on: CUDA for ``gsplat``, and for ``auto`` where gsplat can
+    rasterize (``gsplat_available``); else the CPU. Fits and renders move their tensors there."""
+    check_backend(backend)
     if backend == "gsplat" and not torch.cuda.is_available():
         raise Scene4DError("the gsplat backend needs a CUDA GPU and PyTorch sees none; use backend 'cpu'")
-    cuda = backend == "gsplat" or (backend == "auto" and torch.cuda.is_available())
+    cuda = backend == "gsplat" or (backend == "auto" and gsplat_available())
     return torch.device("cuda" if cuda else "cpu")
+
+
+@cache
+def gsplat_available() -> bool:
+    """Whether PyTorch sees a CUDA GPU and gsplat's CUDA extension loads (gsplat builds it on first
+    use, which needs the CUDA toolkit); ``auto`` stays on the CPU otherwise."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        from gsplat.cuda._backend import _C
+    except ImportError:
+        return False
+    return _C is not None
 
 
 def check_rasterize_mode(mode: str) -> None:
