@@ -26,6 +26,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+BACKEND_HELP = (
+    "Rasterizer: auto (gsplat on the GPU where PyTorch sees CUDA and gsplat's CUDA extension builds, else cpu), "
+    "cpu (compiled kernels), gsplat (CUDA) or torch (the slow plain reference)."
+)
 LPIPS_WEIGHT_HELP = "Weight of LPIPS in the loss (DimensionX eq. 3); 0 = off. Needs --lpips-weights."
 LPIPS_WEIGHTS_HELP = (
     "Folder holding torchvision's alexnet-owt-7be5be79.pth and the lpips package's weights/v0.1/alex.pth "
@@ -219,9 +223,7 @@ def reconstruct(
     ] = 0.0,
     lpips_weight: Annotated[float, typer.Option(help=LPIPS_WEIGHT_HELP)] = 0.0,
     lpips_weights: Annotated[Path | None, typer.Option(help=LPIPS_WEIGHTS_HELP)] = None,
-    backend: Annotated[
-        str, typer.Option(help="Rasterizer: auto (gsplat on CUDA, else cpu), cpu, gsplat or torch.")
-    ] = "auto",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
     rasterize_mode: Annotated[
         str,
         typer.Option(
@@ -280,7 +282,7 @@ def render(
         float | None,
         typer.Option(help="4D scenes: render every camera at this time in [0, 1] (default: each frame's own time)."),
     ] = None,
-    backend: Annotated[str, typer.Option(help="Rasterizer: auto, cpu, gsplat or torch.")] = "auto",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
 ) -> None:
     """Render a Gaussian scene at every camera of a transforms.json (e.g. held-out views), in the
     rasterize mode recorded in its .ply (classic 3DGS for files from other tools)."""
