@@ -112,8 +112,7 @@ def render_splats(
     (``backend_device``) and returned on the CPU."""
     device = backend_device(backend)
     splats = {name: value.to(device) for name, value in splats.items()}
-    cameras = cameras.to(device)
-    background = None if background is None else background.to(device)
+    cameras = cameras.to(device)  # rasterize moves the background to the Gaussians' device
     colors = torch.cat([splats["sh0"], splats["shN"]], dim=1)
     outputs = []
     with torch.no_grad():
@@ -315,11 +314,7 @@ class Trainer:
     ) -> float:  # fmt: skip
         """One optimisation step on one view: render, loss (photometric, plus ``depth_weight`` times
         the depth error when ``target_depth`` [1, H, W] is given), backward, Adam, densification.
-        The inputs may live on any device; they are moved to the trainer's."""
-        camera, target = camera.to(self.device), target.to(self.device)
-        confidence, mask, target_depth = (
-            None if value is None else value.to(self.device) for value in (confidence, mask, target_depth)
-        )
+        The inputs live on ``self.device`` (``run_training`` puts a clip's there once)."""
         sh_degree = min(self.step // self.config.sh_interval, self.config.sh_degree)
         params = self.params
         colors = torch.cat([params["sh0"], params["shN"]], dim=1)

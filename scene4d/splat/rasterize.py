@@ -147,12 +147,15 @@ def backend_device(backend: str) -> torch.device:
     return torch.device("cuda" if cuda else "cpu")
 
 
-@cache
 def gsplat_available() -> bool:
-    """Whether PyTorch sees a CUDA GPU and gsplat's CUDA extension loads (gsplat builds it on first
-    use, which needs the CUDA toolkit); ``auto`` stays on the CPU otherwise."""
-    if not torch.cuda.is_available():
-        return False
+    """Whether PyTorch sees a CUDA GPU and gsplat's CUDA extension loads; ``auto`` stays on the CPU otherwise."""
+    return torch.cuda.is_available() and gsplat_extension_loads()
+
+
+@cache
+def gsplat_extension_loads() -> bool:
+    """Whether gsplat imports with its CUDA extension, which gsplat builds on first use (that needs
+    the CUDA toolkit's nvcc) unless its wheel brought one."""
     try:
         from gsplat.cuda._backend import _C
     except ImportError:
@@ -373,16 +376,13 @@ def rasterize_gsplat(
 ) -> RenderResult:  # fmt: skip
     """gsplat's CUDA rasterizer (imported here: it is optional and needs a GPU). Its blending differs
     from ``cpu`` and ``torch`` in one rule: a Gaussian's alpha is capped at 0.999, not 0.99."""
-    try:
-        from gsplat import rasterization
-        from gsplat.cuda._backend import _C  # built on first use from source when no wheel brought it
-    except ImportError:
-        raise Scene4DError("the gsplat backend needs the gsplat package: pip install gsplat") from None
-    if _C is None:
+    if not gsplat_extension_loads():
         raise Scene4DError(
-            "gsplat has no CUDA extension: it builds one on first use with the CUDA toolkit (nvcc), which was "
-            "not found; install the toolkit or use backend 'cpu'"
+            "the gsplat backend needs the gsplat package (pip install gsplat) and its CUDA extension, which gsplat "
+            "builds on first use with the CUDA toolkit (nvcc); install them or use backend 'cpu'"
         )
+    from gsplat import rasterization
+
     render, alpha, info = rasterization(
         means, quats, torch.exp(log_scales), torch.sigmoid(opacity_logits), colors,
         cameras.w2c.to(means), cameras.K.to(means), cameras.width, cameras.height,
