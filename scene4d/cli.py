@@ -469,7 +469,17 @@ def model(
     out: Annotated[Path, typer.Option(help="Run folder: OUT/model (the trained model) and OUT/checkpoint.")],
     vae: Annotated[
         Path | None,
-        typer.Option(help="A trained VAE folder (OUT/vae of `scene4d train vae`); default: the bundled model's VAE."),
+        typer.Option(
+            help="A trained VAE folder (OUT/vae of `scene4d train vae`); default: the VAE of --init, "
+            "else the bundled model's."
+        ),
+    ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            help="Fine-tune: start from this model folder's denoiser (same preset and --res) and keep its "
+            "motion scale; default: fresh weights."
+        ),
     ] = None,
     preset: Annotated[str, typer.Option(help="Denoiser size: tiny (3.3M parameters) or small.")] = "tiny",
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 3000,
@@ -492,7 +502,7 @@ def model(
     positions; the loss is masked flow matching; the EMA weights are saved. Resumable: rerun
     the same command to continue from OUT/checkpoint.
     """
-    from scene4d.models.bundle import default_model_path, load_vae
+    from scene4d.models.bundle import load_bundle, load_vae
     from scene4d.train.model import TrainConfig, train_model
 
     config = TrainConfig.for_preset(
@@ -503,8 +513,9 @@ def model(
         learning_rate=lr,
         seed=seed,
         fraction_still=fraction_still,
+        init_model=None if init is None else str(init),
     )
-    codec = load_vae(vae if vae is not None else default_model_path() / "vae")
+    codec = load_vae(vae) if vae is not None else load_bundle(init).vae
     with progress_bar() as progress:
         task = progress.add_task("model", total=steps)
         train_model(

@@ -21,7 +21,7 @@ import torch
 from scene4d.diffusion import masked_flow_loss
 from scene4d.errors import Scene4DError
 from scene4d.io.checkpoints import load_checkpoint, save_checkpoint
-from scene4d.models.bundle import ModelBundle, ModelInfo, save_bundle
+from scene4d.models.bundle import ModelBundle, ModelInfo, load_bundle, save_bundle
 from scene4d.models.denoiser import DenoiserConfig, GenXDDenoiser
 from scene4d.train.data import (
     LatentClip,
@@ -61,6 +61,7 @@ class TrainConfig:
     orbit_distance: float = 6.0  # subject distance of orbits at generation, synth scene units
     checkpoint_every: int = 200
     seed: int = 0
+    init_model: str | None = None  # a model folder whose denoiser starts training (a fine-tune)
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
 
     def __post_init__(self) -> None:
@@ -159,11 +160,10 @@ def train_model(
     generator = torch.Generator(accelerator.device).manual_seed(config.seed + accelerator.process_index)
     torch.manual_seed(config.seed)
     folders = find_clip_folders(data)
-    motion_scale = motion_scale_of(folders)
+    model, motion_scale = initial_denoiser(config, folders)
     source = SampleSource(
         load_latent_clips(folders, vae, config.resolution, motion_scale, max(config.frame_counts)), vae, config
     )
-    model = GenXDDenoiser(config.denoiser)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.0)
     step = resume(out / "checkpoint", config, model, ema, optimizer, rng, generator)
@@ -208,6 +208,23 @@ def train_model(
     if accelerator.is_main_process:
         save_bundle(out / "model", bundle)
     return bundle
+
+
+def initial_denoiser(config: TrainConfig, folders: list[Path]) -> tuple[GenXDDenoiser, float]:
+    """A fresh denoiser and the motion scale of the data, or, to fine-tune, the denoiser of
+    ``config.init_model`` and its motion scale (so that gamma keeps its meaning)."""
+    if config.init_model is None:
+        return GenXDDenoiser(config.denoiser), motion_scale_of(folders)
+    start = load_bundle(Path(config.init_model))
+    if start.denoiser.config != config.denoiser:
+        raise Scene4DError(
+            f"--init {config.init_model} holds a {start.info.preset} denoiser, not the {config.preset} preset"
+        )
+    if start.info.resolution != config.resolution:
+        raise Scene4DError(
+            f"--init {config.init_model} was trained at {start.info.resolution} px, not --res {config.resolution}"
+        )
+    return start.denoiser.train(), start.info.motion_scale
 
 
 def config_state(config: TrainConfig) -> dict:
