@@ -38,10 +38,10 @@ from scene4d.eval.camera import similarity_transform
 from scene4d.eval.metrics import psnr, ssim
 from scene4d.geometry import Cameras
 from scene4d.io import Clip
-from scene4d.splat.deform import splats_at
 from scene4d.splat.fit import FitConfig, fit_gaussians, render_splats, with_densification
 from scene4d.splat.fit4d import fit_dynamic
 from scene4d.splat.rasterize import BACKENDS, RASTERIZE_MODES, backend_device
+from scene4d.splat.reconstruct import render_frames
 from scene4d.synth import SynthConfig, make_clip
 
 
@@ -101,13 +101,8 @@ def case_4d(config: FitConfig, with_depth: bool = True) -> dict:
     splats, field = fit_dynamic(train, config, warmup=500)
     times = elapsed(start)
     test = subset(clip, view == 2)
-    frames = [
-        render_splats(
-            splats_at(splats, field, float(t)), test.cameras[i], mode=config.rasterize_mode, backend=config.backend
-        )[0]
-        for i, t in enumerate(test.times)
-    ]
-    return {**scores(torch.cat(frames), test), **times, "gaussians": int(splats["means"].shape[0])}
+    frames = render_frames(splats, field, test.cameras, test.times, None, config.backend, config.rasterize_mode)
+    return {**scores(torch.stack(list(frames)), test), **times, "gaussians": int(splats["means"].shape[0])}
 
 
 def case_32view(config: FitConfig) -> dict:

@@ -292,20 +292,21 @@ def render(
     from scene4d.io.atomic import atomic_directory
     from scene4d.io.media import to_uint8
     from scene4d.splat.deform import load_deformation
-    from scene4d.splat.reconstruct import render_at
+    from scene4d.splat.rasterize import backend_device
+    from scene4d.splat.reconstruct import render_frames
 
     if time is not None and not 0.0 <= time <= 1.0:
         raise Scene4DError(f"--time must lie in [0, 1], got {time}")
+    backend_device(backend)  # fails here, before any file is read, where the backend cannot run
     field = load_deformation(scene / "deformation") if scene.is_dir() else None
     ply = scene / "scene.ply" if scene.is_dir() else scene
     splats, mode = load_ply(ply), ply_rasterize_mode(ply)
     views, times = load_cameras(cameras)
+    moments = [float(moment) for moment in times] if time is None else [time] * len(views)
     with atomic_directory(out) as staging, progress_bar() as progress:
         task = progress.add_task("render", total=len(views))
-        for index in range(len(views)):
-            moment = float(times[index]) if time is None else time
-            rgb = render_at(splats, field, views[index], moment, None, backend, mode)
-            Image.fromarray(to_uint8(rgb[0].numpy())).save(staging / f"{index:04d}.png")
+        for index, rgb in enumerate(render_frames(splats, field, views, moments, None, backend, mode)):
+            Image.fromarray(to_uint8(rgb.numpy())).save(staging / f"{index:04d}.png")
             progress.advance(task)
     console.print(f"{len(views)} views rendered to {out}")
 
@@ -700,6 +701,7 @@ def generate(
     iters: Annotated[int, typer.Option(help="--reconstruct: optimisation steps.")] = 1500,
     lpips_weight: Annotated[float, typer.Option(help="--reconstruct: " + LPIPS_WEIGHT_HELP)] = 0.0,
     lpips_weights: Annotated[Path | None, typer.Option(help="--reconstruct: " + LPIPS_WEIGHTS_HELP)] = None,
+    backend: Annotated[str, typer.Option(help="--reconstruct: " + BACKEND_HELP)] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the noise; the same seed gives the same frames.")] = 0,
 ) -> None:
     """Generate videos from one or more images with the GenXD-style model and DimensionX directors.
@@ -719,11 +721,16 @@ def generate(
         raise Scene4DError("--mode interp makes a frozen scene; leave out --motion")
     if backbone not in BACKBONES:
         raise Scene4DError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
-    lpips = {"lpips_weight": lpips_weight, "lpips_weights": None if lpips_weights is None else str(lpips_weights)}
-    if reconstruct:
+    fitting = {
+        "lpips_weight": lpips_weight, "lpips_weights": None if lpips_weights is None else str(lpips_weights),
+        "backend": backend,
+    }  # fmt: skip
+    if reconstruct:  # bad fitting options fail before the generation, not after it
         from scene4d.splat.fit import check_lpips
+        from scene4d.splat.rasterize import backend_device
 
-        check_lpips(lpips["lpips_weight"], lpips["lpips_weights"])
+        check_lpips(fitting["lpips_weight"], fitting["lpips_weights"])
+        backend_device(backend)
     frames = frames or (COGVIDEOX_FRAMES if backbone == "cogvideox" else SEGMENT_FRAMES)
     request = GenerateRequest(trajectory, frames, magnitude, steps, guidance, director, temporal_director, seed)
     if backbone == "cogvideox":
@@ -734,7 +741,7 @@ def generate(
         save_clip(clip, out)
         console.print(f"{len(clip)} frames written to {out} (cameras from {clip.meta['cameras_from']})")
         if reconstruct:
-            fit_scene(clip, out / "scene", iters, bool(motion), seed, **lpips)
+            fit_scene(clip, out / "scene", iters, bool(motion), seed, **fitting)
         return
     bundle = load_bundle(model)
     inputs = [read_image(path) for path in images]
@@ -742,7 +749,7 @@ def generate(
     if mode == "4d":
         generate_4d_views(bundle, inputs, request, views, 1.0 if motion is None else motion, out)
         if reconstruct:
-            fit_scene(load_multiview(out / "views"), out / "scene", iters, True, seed, **lpips)
+            fit_scene(load_multiview(out / "views"), out / "scene", iters, True, seed, **fitting)
         return
     motion = 0.0 if motion is None else motion
     if mode == "interp":
@@ -752,7 +759,7 @@ def generate(
     save_clip(clip, out)
     console.print(f"{len(clip)} frames written to {out}")
     if reconstruct:
-        fit_scene(clip, out / "scene", iters, motion > 0, seed, **lpips)
+        fit_scene(clip, out / "scene", iters, motion > 0, seed, **fitting)
 
 
 @dataclass(frozen=True)
@@ -920,7 +927,7 @@ def generate_4d_views(
 
 def fit_scene(
     clip: "Clip", out: Path, iters: int, dynamic: bool, seed: int, lpips_weight: float = 0.0,
-    lpips_weights: str | None = None,
+    lpips_weights: str | None = None, backend: str = "auto",
 ) -> None:  # fmt: skip
     """3DGS (or 4DGS) of a generated clip, with a progress bar; one initial Gaussian per 8 pixels (at most 20k).
 
@@ -933,7 +940,7 @@ def fit_scene(
     pixels = len(clip) * clip.height * clip.width
     config = FitConfig(
         iterations=iters, seed=seed, sh_degree=1, init_points=min(20_000, pixels // 8), lpips_weight=lpips_weight,
-        lpips_weights=lpips_weights,
+        lpips_weights=lpips_weights, backend=backend,
     )  # fmt: skip
     if dynamic:
         fit_with_progress(clip, out, config, min(500, iters // 4))

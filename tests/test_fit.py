@@ -101,6 +101,35 @@ def test_render_rejects_a_bad_ply(tmp_path):
     assert not (tmp_path / "views").exists()
 
 
+@pytest.mark.parametrize(
+    ("backend", "message"),
+    [
+        pytest.param(
+            "gsplat", "needs a CUDA GPU", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA here")
+        ),
+        ("opengl", "unknown rasterizer backend"),
+    ],
+)
+def test_a_backend_that_cannot_run_here_fails_before_any_work(small_clip, tmp_path, monkeypatch, backend, message):
+    """reconstruct fails in one line before the initial points are built; render before reading the .ply."""
+    import scene4d.splat.fit
+
+    built = []
+    monkeypatch.setattr(scene4d.splat.fit, "initial_splats", lambda *args: built.append(args))
+    save_clip(small_clip, tmp_path / "clip")
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        ["reconstruct", str(tmp_path / "clip"), "--iters", "4", "--out", str(tmp_path / "out"), "--backend", backend],
+    )
+    assert result.exit_code == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not built and not (tmp_path / "out").exists()
+    (tmp_path / "bad.ply").write_text("not a ply")
+    rendered = runner.invoke(app, ["render", str(tmp_path / "bad.ply"), "--cameras", str(tmp_path / "t.json"),
+                                   "--out", str(tmp_path / "views"), "--backend", backend])  # fmt: skip
+    assert rendered.exit_code == 2 and message in rendered.stderr and not (tmp_path / "views").exists()
+
+
 def test_depth_maps_without_surfaces_are_an_empty_point_cloud(small_clip):
     from scene4d.errors import Scene4DError
     from scene4d.io import Clip

@@ -108,6 +108,7 @@ def test_cli_writes_a_clip_with_the_first_image_as_given(model_dir, image_path, 
         (["--motion", "2"], "--motion must lie in"),
         (["--reconstruct", "--lpips-weight", "0.1"], "needs the folder of LPIPS weights"),
         (["--reconstruct", "--lpips-weight", "0.1", "--lpips-weights", "no-such-folder"], "LPIPS weights missing"),
+        (["--reconstruct", "--backend", "opengl"], "unknown rasterizer backend"),
     ],
 )
 def test_bad_requests_fail_in_one_line_and_write_nothing(model_dir, image_path, tmp_path, extra, message):

@@ -11,6 +11,7 @@ from test_rasterize import orbiting_cameras, random_gaussians, render_and_grads
 from scene4d.eval.metrics import psnr
 from scene4d.splat.fit import FitConfig, Trainer, fit_gaussians, initial_splats, render_splats, with_densification
 from scene4d.splat.fit4d import fit_dynamic
+from scene4d.splat.reconstruct import render_frames
 from scene4d.synth import SynthConfig, make_clip
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -102,3 +103,18 @@ def test_a_4d_fit_on_cuda_follows_the_moving_objects():
         moving_object_error(static_rgb, clip),
     )
     assert dynamic_error < 0.7 * static_error
+
+
+def test_4d_frames_deform_and_render_on_cuda_as_on_the_cpu():
+    """render_frames runs the deformation field on the GPU (a hook records where it ran), leaves the
+    caller's field on the CPU, and gives the CPU path's frames."""
+    clip = make_clip(SynthConfig(kind="multiview-video", resolution=32, num_frames=4, num_views=3, speed=1.5), seed=2)
+    config = FitConfig(iterations=120, init_points=1500, refine_start=60, refine_every=60, sh_degree=0, backend="cpu")
+    splats, field = fit_dynamic(clip, config, warmup=30)
+    devices = []
+    field.register_forward_hook(lambda module, inputs, output: devices.append(inputs[0].device.type))
+    on_cpu = torch.stack(list(render_frames(splats, field, clip.cameras, clip.times, None, "cpu", "antialiased")))
+    on_gpu = torch.stack(list(render_frames(splats, field, clip.cameras, clip.times, None, "gsplat", "antialiased")))
+    assert devices == ["cpu"] * len(clip) + ["cuda"] * len(clip)
+    assert next(field.parameters()).device.type == "cpu" and on_gpu.device.type == "cpu"
+    assert float((on_gpu - on_cpu).abs().max()) < 2e-3

@@ -26,7 +26,7 @@ from scene4d.io import Clip
 from scene4d.io.checkpoints import load_checkpoint, save_checkpoint
 from scene4d.splat.losses import depth_loss, photometric_loss
 from scene4d.splat.projection import SH_C0
-from scene4d.splat.rasterize import backend_device, check_backend, check_rasterize_mode, rasterize
+from scene4d.splat.rasterize import backend_device, check_rasterize_mode, rasterize
 
 SPLAT_NAMES = ("means", "quats", "scales", "opacities", "sh0", "shN")
 Splats = dict[str, Tensor]
@@ -70,7 +70,7 @@ class FitConfig:
             raise Scene4DError(f"iterations must be at least 1, got {self.iterations}")
         if not 0 <= self.sh_degree <= 3:
             raise Scene4DError(f"SH degree must be 0-3, got {self.sh_degree}")
-        check_backend(self.backend)
+        backend_device(self.backend)  # an unknown backend, or gsplat without CUDA, fails before any work
         check_rasterize_mode(self.rasterize_mode)
         if self.depth_weight < 0:
             raise Scene4DError(f"depth weight must be non-negative, got {self.depth_weight}")

@@ -1,8 +1,9 @@
 """Reconstruction recipes: a Clip in, a Gaussian scene with metrics and a preview video out."""
 
+import copy
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from scene4d.io.atomic import write_json
 from scene4d.splat.deform import DeformationField, save_deformation, splats_at
 from scene4d.splat.fit import FitConfig, Splats, fit_gaussians, render_splats
 from scene4d.splat.fit4d import fit_dynamic
+from scene4d.splat.rasterize import backend_device
 
 PREVIEW_FRAMES, PREVIEW_SWING_DEG = 48, 25.0
 
@@ -70,18 +72,24 @@ def write_scene(
     write_json(out / "metrics.json", metrics)
     cameras = preview_cameras(clip.cameras, splats, config.backend, mode)
     times = torch.linspace(0, 1, len(cameras)).tolist() if field is not None else [0.0] * len(cameras)
-    frames = [render_at(splats, field, cameras[i], t, background, config.backend, mode)[0] for i, t in enumerate(times)]
-    write_video(out / "orbit.mp4", torch.stack(frames).numpy(), fps=24)
+    frames = render_frames(splats, field, cameras, times, background, config.backend, mode)
+    write_video(out / "orbit.mp4", torch.stack(list(frames)).numpy(), fps=24)
     return metrics
 
 
-def render_at(
-    splats: Splats, field: DeformationField | None, camera: Cameras, time: float, background: torch.Tensor | None,
-    backend: str, mode: str,
-) -> torch.Tensor:  # fmt: skip
-    """RGB [1, H, W, 3] of static splats, or of 4D splats moved to ``time``, in rasterize ``mode``."""
-    moved = splats if field is None else splats_at(splats, field, time)
-    return render_splats(moved, camera, background, backend, mode)[0]
+def render_frames(
+    splats: Splats, field: DeformationField | None, cameras: Cameras, times: Sequence[float],
+    background: torch.Tensor | None, backend: str, mode: str,
+) -> Iterator[torch.Tensor]:  # fmt: skip
+    """RGB [H, W, 3] per camera (on the CPU) of static splats, or of 4D splats moved to that camera's
+    time, in rasterize ``mode``. Splats and field go to the backend's device once (``backend_device``),
+    so the deformation runs there too; the caller's copies stay where they are."""
+    device = backend_device(backend)
+    splats = {name: value.to(device) for name, value in splats.items()}
+    field = None if field is None else copy.deepcopy(field).to(device)
+    for index, moment in enumerate(times):
+        moved = splats if field is None else splats_at(splats, field, float(moment))
+        yield render_splats(moved, cameras[index], background, backend, mode)[0][0]
 
 
 def training_view_metrics(
@@ -89,14 +97,7 @@ def training_view_metrics(
     field: DeformationField | None = None,
 ) -> dict:  # fmt: skip
     """Mean PSNR and SSIM of the splats rendered at the clip's own cameras (and times, for 4D)."""
-    if field is None:
-        rgb, _, _ = render_splats(splats, clip.cameras, background, backend, mode)
-    else:
-        frames = [
-            render_at(splats, field, clip.cameras[i], float(t), background, backend, mode)
-            for i, t in enumerate(clip.times)
-        ]
-        rgb = torch.cat(frames)
+    rgb = torch.stack(list(render_frames(splats, field, clip.cameras, clip.times, background, backend, mode)))
     target = torch.from_numpy(clip.frames)
     return {
         "train_psnr": round(float(psnr(rgb, target).mean()), 3),
