@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The recipe of the bundled default model (scene4d/assets/default_model), as run for BENCHMARKS.md.
 # Data: 1700 synthetic 64x64 clips of 16 frames (seeds 11-13; benchmarks hold out seed 777).
-# Order: this script to the base stage, recipes/train_directors.sh on that base, then this script's
-# still-sample fine-tune (STAGE=finetune), which replaces the bundled denoiser and keeps the directors.
+# Order: this script (STAGE=base), then recipes/train_directors.sh with BASE=$RUN/model_run/model, then
+# this script with STAGE=finetune, which replaces the bundled denoiser and keeps the directors.
 set -euo pipefail
 S4D=${S4D:-.venv/bin/scene4d}
 DATA=${DATA:-data/train}
@@ -17,9 +17,9 @@ if [ "$STAGE" = base ]; then
     # run as --steps 3000, then resumed with --steps 6000 (a resumed run equals a straight one)
     $S4D train model --preset tiny --data "$DATA" --out "$RUN/model_run" --vae "$RUN/vae_run/vae" \
         --steps 6000 --batch-size 4 --res 64 --seed 0
-    rm -rf scene4d/assets/default_model
+    rm -rf scene4d/assets/default_model  # the directors too: train them after this stage
     cp -r "$RUN/model_run/model" scene4d/assets/default_model
-else
+elif [ "$STAGE" = finetune ]; then
     # 10% still samples (a still camera on a still scene), which --motion 0 with a still camera asks for;
     # the first 600 spatial, 100 hybrid and 100 temporal clips of the data above (same seeds)
     STILL=${STILL:-data/still}
@@ -30,4 +30,7 @@ else
     $S4D train model --preset tiny --data "$STILL" --out "$RUN/still_run" --init "$RUN/model_run/model" \
         --fraction-still 0.1 --lr 2e-4 --steps 1600 --batch-size 4 --res 64 --seed 0
     cp "$RUN/still_run/model/denoiser/"* scene4d/assets/default_model/denoiser/
+else
+    echo "STAGE must be base or finetune, got $STAGE" >&2
+    exit 2
 fi

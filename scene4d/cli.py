@@ -479,7 +479,7 @@ def model(
         Path | None,
         typer.Option(
             help="Fine-tune: start from this model folder's denoiser (same preset and --res) and keep its "
-            "motion scale; default: fresh weights."
+            "VAE, motion scale, field of view and orbit distance; default: fresh weights."
         ),
     ] = None,
     preset: Annotated[str, typer.Option(help="Denoiser size: tiny (3.3M parameters) or small.")] = "tiny",
@@ -506,6 +506,8 @@ def model(
     from scene4d.models.bundle import load_bundle, load_vae
     from scene4d.train.model import TrainConfig, train_model
 
+    if init is not None and vae is not None:
+        raise Scene4DError("--init keeps the VAE of the model it starts from; leave out --vae")
     config = TrainConfig.for_preset(
         preset,
         resolution=res,

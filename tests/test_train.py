@@ -174,14 +174,17 @@ def test_every_preset_trains_two_steps_and_resumes_exactly(preset, clip_folder, 
     assert not torch.equal(straight.denoiser.out.weight, torch.zeros_like(straight.denoiser.out.weight))
 
 
-def test_fine_tuning_starts_from_the_init_model_and_keeps_its_motion_scale(clip_folder, tmp_path):
-    """At a zero learning rate a fine-tune returns the --init denoiser as saved, with its motion scale
-    (not the data's); a denoiser of another size or resolution is refused."""
+def test_fine_tuning_starts_from_the_init_model_and_keeps_its_description(clip_folder, tmp_path):
+    """At a zero learning rate a fine-tune returns the --init denoiser as saved, with its description
+    (its motion scale, not the data's); a denoiser of another size or resolution is refused."""
+    from dataclasses import replace
+
     from scene4d.errors import Scene4DError
     from scene4d.models.bundle import load_bundle, save_bundle
     from scene4d.train.data import find_clip_folders, motion_scale_of
 
     start = tiny_bundle()
+    start.info = replace(start.info, fov_x_deg=40.0, orbit_distance=3.0)  # not TrainConfig's defaults
     save_bundle(tmp_path / "start", start)
     config = TrainConfig(
         resolution=16, steps=1, batch_size=2, frame_counts=(4,), fraction_photo=0.0, learning_rate=0.0,
@@ -191,13 +194,24 @@ def test_fine_tuning_starts_from_the_init_model_and_keeps_its_motion_scale(clip_
     saved = load_bundle(tmp_path / "start").denoiser.state_dict()
     for name, value in tuned.denoiser.state_dict().items():
         torch.testing.assert_close(value, saved[name], rtol=0, atol=0)
-    assert tuned.info.motion_scale == start.info.motion_scale != motion_scale_of(find_clip_folders(clip_folder))
+    assert tuned.info == load_bundle(tmp_path / "run" / "model").info == start.info
+    assert start.info.motion_scale != motion_scale_of(find_clip_folders(clip_folder))
     other_size = TrainConfig(**{**config.__dict__, "denoiser": PRESETS["tiny"]})
     with pytest.raises(Scene4DError, match="not the tiny preset"):
         train_model(other_size, clip_folder, start.vae, tmp_path / "other_size")
     other_resolution = TrainConfig(**{**config.__dict__, "resolution": 32})
     with pytest.raises(Scene4DError, match="not --res 32"):
         train_model(other_resolution, clip_folder, start.vae, tmp_path / "other_resolution")
+
+
+def test_train_model_refuses_init_with_another_vae(tmp_path):
+    from typer.testing import CliRunner
+
+    from scene4d.cli import app
+
+    args = ["train", "model", "--data", str(tmp_path), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, [*args, "--init", str(tmp_path / "start"), "--vae", str(tmp_path / "vae")])
+    assert result.exit_code == 2 and "leave out --vae" in result.output and not (tmp_path / "run").exists()
 
 
 @pytest.fixture(scope="module")

@@ -160,9 +160,9 @@ def train_model(
     generator = torch.Generator(accelerator.device).manual_seed(config.seed + accelerator.process_index)
     torch.manual_seed(config.seed)
     folders = find_clip_folders(data)
-    model, motion_scale = initial_denoiser(config, folders)
+    model, info = initial_denoiser(config, folders)
     source = SampleSource(
-        load_latent_clips(folders, vae, config.resolution, motion_scale, max(config.frame_counts)), vae, config
+        load_latent_clips(folders, vae, config.resolution, info.motion_scale, max(config.frame_counts)), vae, config
     )
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.0)
@@ -203,18 +203,21 @@ def train_model(
                 generator,
                 float(np.mean(recent_losses)),
             )
-    info = ModelInfo(config.resolution, config.fov_x_deg, motion_scale, config.orbit_distance, config.preset)
     bundle = ModelBundle(info, vae, ema.cpu().eval())
     if accelerator.is_main_process:
         save_bundle(out / "model", bundle)
     return bundle
 
 
-def initial_denoiser(config: TrainConfig, folders: list[Path]) -> tuple[GenXDDenoiser, float]:
-    """A fresh denoiser and the motion scale of the data, or, to fine-tune, the denoiser of
-    ``config.init_model`` and its motion scale (so that gamma keeps its meaning)."""
+def initial_denoiser(config: TrainConfig, folders: list[Path]) -> tuple[GenXDDenoiser, ModelInfo]:
+    """A fresh denoiser and the description of a model trained on ``folders`` (the motion scale of
+    their clips), or, to fine-tune, the denoiser of ``config.init_model`` and its description: its
+    motion scale (so that gamma keeps its meaning), field of view, orbit distance and VAE."""
     if config.init_model is None:
-        return GenXDDenoiser(config.denoiser), motion_scale_of(folders)
+        info = ModelInfo(
+            config.resolution, config.fov_x_deg, motion_scale_of(folders), config.orbit_distance, config.preset
+        )
+        return GenXDDenoiser(config.denoiser), info
     start = load_bundle(Path(config.init_model))
     if start.denoiser.config != config.denoiser:
         raise Scene4DError(
@@ -224,7 +227,7 @@ def initial_denoiser(config: TrainConfig, folders: list[Path]) -> tuple[GenXDDen
         raise Scene4DError(
             f"--init {config.init_model} was trained at {start.info.resolution} px, not --res {config.resolution}"
         )
-    return start.denoiser.train(), start.info.motion_scale
+    return start.denoiser.train(), start.info
 
 
 def config_state(config: TrainConfig) -> dict:
