@@ -38,6 +38,15 @@ def warp(image: np.ndarray, homography: np.ndarray) -> np.ndarray:
 ALEXNET_CONVS = {0: (3, 64, 11), 3: (64, 192, 5), 6: (192, 384, 3), 8: (384, 256, 3), 10: (256, 256, 3)}
 
 
+@pytest.fixture(scope="module")
+def moving_clip():
+    """A 3-camera multiview video of 4 times with moving objects (32 px), for 4D fits."""
+    from scene4d.synth import SynthConfig, make_clip
+
+    config = SynthConfig(kind="multiview-video", resolution=32, num_frames=4, num_views=3, speed=1.5)
+    return make_clip(config, seed=2)
+
+
 @pytest.fixture
 def lpips_weights(tmp_path):
     """A folder with random weights in the layouts of torchvision's AlexNet checkpoint (with its

@@ -12,13 +12,6 @@ from scene4d.splat.deform import (
 from scene4d.splat.fit import FitConfig, fit_gaussians, render_splats
 from scene4d.splat.fit4d import fit_dynamic
 from scene4d.splat.reconstruct import render_frames
-from scene4d.synth import SynthConfig, make_clip
-
-
-@pytest.fixture(scope="module")
-def moving_clip():
-    config = SynthConfig(kind="multiview-video", resolution=32, num_frames=4, num_views=3, speed=1.5)
-    return make_clip(config, seed=2)
 
 
 def render_dynamic(splats, field, clip):

@@ -88,33 +88,34 @@ def test_a_fit_on_cuda_is_as_good_as_the_cpu_fit(small_clip):
     assert training_psnr(on_gpu) > training_psnr(on_cpu) - 1.0
 
 
-def test_a_4d_fit_on_cuda_follows_the_moving_objects():
+def test_a_4d_fit_on_cuda_follows_the_moving_objects(moving_clip):
     # As test_fit4d's CPU test: the deformation field cuts the error on the moving objects' pixels.
-    clip = make_clip(SynthConfig(kind="multiview-video", resolution=32, num_frames=4, num_views=3, speed=1.5), seed=2)
     config = FitConfig(
         iterations=240, init_points=1500, refine_start=60, refine_every=60, sh_degree=0, backend="gsplat"
     )
-    static = fit_gaussians(clip, config)
-    splats, field = fit_dynamic(clip, config, warmup=60)
+    static = fit_gaussians(moving_clip, config)
+    splats, field = fit_dynamic(moving_clip, config, warmup=60)
     assert next(field.parameters()).device.type == "cpu"
-    static_rgb, _, _ = render_splats(static, clip.cameras)
+    static_rgb, _, _ = render_splats(static, moving_clip.cameras)
     dynamic_error, static_error = (
-        moving_object_error(render_dynamic(splats, field, clip), clip),
-        moving_object_error(static_rgb, clip),
+        moving_object_error(render_dynamic(splats, field, moving_clip), moving_clip),
+        moving_object_error(static_rgb, moving_clip),
     )
     assert dynamic_error < 0.7 * static_error
 
 
-def test_4d_frames_deform_and_render_on_cuda_as_on_the_cpu():
+def test_4d_frames_deform_and_render_on_cuda_as_on_the_cpu(moving_clip):
     """render_frames runs the deformation field on the GPU (a hook records where it ran), leaves the
     caller's field on the CPU, and gives the CPU path's frames."""
-    clip = make_clip(SynthConfig(kind="multiview-video", resolution=32, num_frames=4, num_views=3, speed=1.5), seed=2)
     config = FitConfig(iterations=120, init_points=1500, refine_start=60, refine_every=60, sh_degree=0, backend="cpu")
-    splats, field = fit_dynamic(clip, config, warmup=30)
+    splats, field = fit_dynamic(moving_clip, config, warmup=30)
     devices = []
     field.register_forward_hook(lambda module, inputs, output: devices.append(inputs[0].device.type))
-    on_cpu = torch.stack(list(render_frames(splats, field, clip.cameras, clip.times, None, "cpu", "antialiased")))
-    on_gpu = torch.stack(list(render_frames(splats, field, clip.cameras, clip.times, None, "gsplat", "antialiased")))
-    assert devices == ["cpu"] * len(clip) + ["cuda"] * len(clip)
+    cameras, times = moving_clip.cameras, moving_clip.times
+    on_cpu, on_gpu = (
+        torch.stack(list(render_frames(splats, field, cameras, times, None, backend, "antialiased")))
+        for backend in ("cpu", "gsplat")
+    )
+    assert devices == ["cpu"] * len(moving_clip) + ["cuda"] * len(moving_clip)
     assert next(field.parameters()).device.type == "cpu" and on_gpu.device.type == "cpu"
     assert float((on_gpu - on_cpu).abs().max()) < 2e-3
