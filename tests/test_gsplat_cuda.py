@@ -40,7 +40,7 @@ def test_gsplat_matches_torch_reference_forward_and_gradients(sh_degree, mode):
     outputs, grads = render_and_grads(on_gpu, cameras.to("cuda", torch.float32), "gsplat", sh_degree, mode=mode)
     for name, expected, actual in zip(("rgb", "alpha", "depth"), reference, outputs, strict=True):
         assert relative_error(actual, expected) < 1e-4, name
-    names = ("means", "quats", "log_scales", "opacity_logits", "colors")
+    names = ("means", "quats", "log_scales", "opacity_logits", "colors", "background")
     for name, expected, actual in zip(names, reference_grads, grads, strict=True):
         assert relative_error(actual, expected) < 1e-3, name
 

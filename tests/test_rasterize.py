@@ -29,13 +29,14 @@ def orbiting_cameras(num, width=40, height=33, dtype=torch.float64):
 
 
 def render_and_grads(params, cameras, backend, sh_degree=None, seed=1, mode="classic"):
-    background = torch.tensor([0.2, 0.3, 0.4], dtype=params[0].dtype)
+    """Outputs, and the gradients of every input (the Gaussians' and the background) through a random cotangent."""
+    background = torch.tensor([0.2, 0.3, 0.4], dtype=params[0].dtype).requires_grad_()
     result = rasterize(*params, cameras, background, sh_degree=sh_degree, backend=backend, mode=mode)
     generator = torch.Generator().manual_seed(seed)
     outputs = (result.rgb, result.alpha, result.depth)
     cotangents = [torch.randn(o.shape, generator=generator, dtype=torch.float64).to(o) for o in outputs]
     loss = sum((o * v).sum() for o, v in zip(outputs, cotangents, strict=True))
-    return [o.detach() for o in outputs], torch.autograd.grad(loss, params)
+    return [o.detach() for o in outputs], torch.autograd.grad(loss, [*params, background])
 
 
 @pytest.mark.parametrize(("sh_degree", "mode"), [(None, "classic"), (3, "classic"), (3, "antialiased")])
@@ -48,7 +49,7 @@ def test_cpu_matches_torch_reference_forward_and_gradients(sh_degree, mode):
     fast, fast_grads = render_and_grads(params, cameras, "cpu", sh_degree, mode=mode)
     for name, expected, actual in zip(("rgb", "alpha", "depth"), reference, fast, strict=True):
         torch.testing.assert_close(actual, expected, atol=1e-10, rtol=1e-9, msg=name)
-    names = ("means", "quats", "log_scales", "opacity_logits", "colors")
+    names = ("means", "quats", "log_scales", "opacity_logits", "colors", "background")
     for name, expected, actual in zip(names, reference_grads, fast_grads, strict=True):
         assert float(expected.abs().max()) > 0, name  # every input receives a gradient
         torch.testing.assert_close(actual, expected, atol=1e-9, rtol=1e-7, msg=name)

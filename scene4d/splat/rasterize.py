@@ -278,7 +278,9 @@ class _CompiledBlend(torch.autograd.Function):
         cpu_kernels.blend_backward(*inputs, *layout, transmittance, last, *upstream, *grads)
         if ctx.absgrad:
             ctx.saved_tensors[0].absgrad = torch.from_numpy(grads[5].sum(axis=0))  # means2d, as gsplat does
-        return (*(torch.from_numpy(g.sum(axis=0)) for g in grads[:5]), None, None, None, None, None)
+        # rgb = sum_i c_i alpha_i T_i + T_final background: the background's gradient is grad_rgb * T_final.
+        grad_background = torch.einsum("chwk,chw->ck", grad_rgb, torch.from_numpy(transmittance).to(grad_rgb))
+        return (*(torch.from_numpy(g.sum(axis=0)) for g in grads[:5]), grad_background, None, None, None, None)
 
 
 def _rasterize_pixels(
