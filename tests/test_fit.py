@@ -56,6 +56,31 @@ def test_an_interrupted_fit_resumes_to_the_same_result(small_clip, tmp_path):
         torch.testing.assert_close(resumed[name], tensor, msg=name)
 
 
+def test_a_diverging_fit_stops_with_one_error_and_keeps_the_last_good_checkpoint(small_clip, tmp_path):
+    from scene4d.errors import Scene4DError
+    from scene4d.io.checkpoints import load_checkpoint
+    from scene4d.splat.fit import Trainer, run_training
+
+    config = FitConfig(iterations=6, init_points=300, refine_start=1000, checkpoint_every=3, sh_degree=0)
+    trainer = Trainer(initial_splats(small_clip, config), config, scene_scale=1.0)
+    run_training(trainer, small_clip, np.arange(len(small_clip)), tmp_path / "ckpt", None, None, None, until=3)
+    good = trainer.splats()
+    with torch.no_grad():
+        trainer.params["scales"][0] = torch.inf  # a diverged parameter
+    for write in (lambda: trainer.save(tmp_path / "ckpt"), trainer.splats):
+        with pytest.raises(Scene4DError, match=r"diverged at step 3 \((params/)?scales not finite\)"):
+            write()
+    tensors, state = load_checkpoint(tmp_path / "ckpt")
+    assert state["step"] == 3
+    for name, value in good.items():
+        torch.testing.assert_close(tensors[f"params/{name}"], value, msg=name)
+    with torch.no_grad():
+        trainer.params["scales"][0] = 0.0
+        trainer.params["sh0"][:] = torch.nan  # every colour: the rendered loss is NaN
+    with pytest.raises(Scene4DError, match=r"diverged at step 3 \(loss not finite\)"):
+        trainer.train_step(small_clip.cameras[0], torch.from_numpy(small_clip.frames[:1]), None, None)
+
+
 def test_reconstruct_and_render_commands(small_clip, tmp_path):
     save_clip(small_clip, tmp_path / "clip")
     runner = CliRunner()

@@ -330,6 +330,8 @@ class Trainer:
         )
         if target_depth is not None and self.config.depth_weight > 0:
             loss = loss + self.config.depth_weight * depth_loss(result.depth, result.alpha, target_depth, mask)
+        if not bool(torch.isfinite(loss)):
+            raise_diverged(self.step, ["loss"])
         self.strategy.step_pre_backward(params, self.optimizers, self.strategy_state, self.step, result.info)
         loss.backward()
         self.optimizers["means"].param_groups[0]["lr"] = self.means_lr()
@@ -343,8 +345,10 @@ class Trainer:
         return float(loss.detach())
 
     def splats(self) -> Splats:
-        """The parameters, detached, on the CPU."""
-        return {name: param.detach().to("cpu", copy=True) for name, param in self.params.items()}
+        """The parameters, detached, on the CPU; an error where the fit diverged (non-finite values)."""
+        splats = {name: param.detach().to("cpu", copy=True) for name, param in self.params.items()}
+        check_finite(splats, self.step)
+        return splats
 
     def save(self, folder: Path) -> None:
         """Parameters, Adam moments and strategy statistics, atomically."""
@@ -360,7 +364,9 @@ class Trainer:
             if isinstance(value, Tensor):
                 tensors[f"strategy/{key}"] = value
         state = {"step": self.step, "scene_scale": self.scene_scale, "adam_steps": steps, "config": asdict(self.config)}
-        save_checkpoint(folder, {**tensors, **self.extra_tensors()}, {**state, **self.extra_state()})
+        tensors = {**tensors, **self.extra_tensors()}
+        check_finite(tensors, self.step)  # a diverged fit never replaces the last good checkpoint
+        save_checkpoint(folder, tensors, {**state, **self.extra_state()})
 
     def extra_tensors(self) -> dict[str, Tensor]:
         """Checkpoint tensors beyond the splats (none for a static scene)."""
@@ -382,6 +388,19 @@ class Trainer:
         for key in list(self.strategy_state):
             if f"strategy/{key}" in tensors:
                 self.strategy_state[key] = tensors[f"strategy/{key}"].to(self.device)
+
+
+def check_finite(tensors: dict[str, Tensor], step: int) -> None:
+    """Raise (``raise_diverged``) where a floating-point tensor holds NaN or infinity."""
+    bad = [name for name, value in tensors.items() if value.is_floating_point() and not bool(value.isfinite().all())]
+    if bad:
+        raise_diverged(step, bad)
+
+
+def raise_diverged(step: int, names: list[str]) -> None:
+    raise Scene4DError(
+        f"the fit diverged at step {step} ({', '.join(names[:3])} not finite); the last good checkpoint is kept"
+    )
 
 
 def read_checkpoint(folder: Path, config: FitConfig) -> tuple[Splats, dict[str, Tensor], dict]:
