@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from scene4d.errors import Scene4DError
 from scene4d.splat.deform import (
     DeformationConfig,
     DeformationField,
@@ -50,6 +51,23 @@ def test_deformation_round_trips_through_safetensors(tmp_path):
         torch.testing.assert_close(actual, expected)
 
 
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda folder: (folder / "config.json").write_text("{not json"),
+        lambda folder: (folder / "config.json").write_text('{"width": 16, "colour": 3}'),
+        lambda folder: (folder / "model.safetensors").write_bytes(b"truncated"),
+        lambda folder: (folder / "config.json").write_text('{"width": 32, "depth": 2, "centre": [0, 0, 0]}'),
+    ],
+    ids=["bad-json", "unknown-key", "bad-weights", "weights-of-another-shape"],
+)
+def test_a_broken_deformation_folder_is_one_clear_error(tmp_path, corrupt):
+    save_deformation(tmp_path / "deform", DeformationField(DeformationConfig(width=16, depth=2)))
+    corrupt(tmp_path / "deform")
+    with pytest.raises(Scene4DError, match="not a deformation field"):
+        load_deformation(tmp_path / "deform")
+
+
 def test_deformation_fits_a_moving_scene_better_than_static_gaussians(moving_clip):
     config = FitConfig(iterations=240, init_points=1500, refine_start=60, refine_every=60, sh_degree=0)
     static = fit_gaussians(moving_clip, config)
@@ -94,9 +112,10 @@ def test_dynamic_reconstruct_and_render_at_a_time(moving_clip, tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "deformation" / "config.json").is_file()
     transforms = str(tmp_path / "clip" / "transforms.json")
-    for scene, target in ((tmp_path / "out", "at_time"), (tmp_path / "out" / "times" / "0.000.ply", "baked")):
-        args = ["render", str(scene), "--cameras", transforms, "--out", str(tmp_path / target), "--time", "0"]
-        assert runner.invoke(app, args).exit_code == 0
+    baked_ply = str(tmp_path / "out" / "times" / "0.000.ply")
+    for args in ([str(tmp_path / "out"), "--out", str(tmp_path / "at_time"), "--time", "0"],
+                 [baked_ply, "--out", str(tmp_path / "baked")]):  # fmt: skip
+        assert runner.invoke(app, ["render", *args, "--cameras", transforms]).exit_code == 0
     # The 4D scene at t = 0 and its baked t = 0 snapshot are the same Gaussians.
     for index in range(len(moving_clip)):
         at_time = read_image(tmp_path / "at_time" / f"{index:04d}.png")
@@ -105,3 +124,6 @@ def test_dynamic_reconstruct_and_render_at_a_time(moving_clip, tmp_path):
     bad = runner.invoke(app, ["render", str(tmp_path / "out"), "--cameras", transforms, "--out", str(tmp_path / "x"),
                               "--time", "2"])  # fmt: skip
     assert bad.exit_code == 2 and "--time must lie in [0, 1]" in bad.stderr
+    static = runner.invoke(app, ["render", baked_ply, "--cameras", transforms, "--out", str(tmp_path / "y"),
+                                 "--time", "0.5"])  # fmt: skip
+    assert static.exit_code == 2 and "is a static .ply" in static.stderr and not (tmp_path / "y").exists()

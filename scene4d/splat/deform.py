@@ -88,13 +88,16 @@ def save_deformation(folder: Path, field: DeformationField) -> None:
 def load_deformation(folder: Path) -> DeformationField:
     import json
 
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
         raise Scene4DError(f"no deformation field in {folder} (expected model.safetensors and config.json)")
-    config = json.loads((folder / "config.json").read_text())
-    field = DeformationField(DeformationConfig.from_json(config))
-    field.load_state_dict(load_file(folder / "model.safetensors"))
+    try:
+        field = DeformationField(DeformationConfig.from_json(json.loads((folder / "config.json").read_text())))
+        field.load_state_dict(load_file(folder / "model.safetensors"))
+    except (SafetensorError, ValueError, TypeError, KeyError, RuntimeError) as error:  # JSONDecodeError: ValueError
+        raise Scene4DError(f"{folder}: not a deformation field scene4d wrote ({type(error).__name__})") from error
     return field
 
 
