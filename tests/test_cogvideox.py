@@ -6,18 +6,18 @@ import torch
 from test_directors import dimensionx_lora_file, tiny_cogvideox
 
 from scene4d.directors.lora import active_director, load_director
-from scene4d.directors.schedule import switch_once
+from scene4d.directors.schedule import single, switch_once
 from scene4d.errors import Scene4DError
 from scene4d.geometry.rotations import rotation_error_deg
-from scene4d.models.cogvideox import CogVideoXOptions, load_cogvideox
+from scene4d.models.cogvideox import CogVideoXOptions, load_cogvideox, positions_for, stretched_positions
 from scene4d.pipelines.cogvideox import cameras_of_frames, check_frame_count, generate_cogvideox_frames
 from scene4d.synth import SynthConfig, make_clip
 
 
-def tiny_pipeline():
+def tiny_pipeline(**options):
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXImageToVideoPipeline
 
-    transformer = tiny_cogvideox()
+    transformer = tiny_cogvideox(**options)
     vae = AutoencoderKLCogVideoX(
         block_out_channels=(8, 8, 8, 8), latent_channels=4, layers_per_block=1, norm_num_groups=2
     )
@@ -40,6 +40,53 @@ def test_switch_once_switches_directors_inside_diffusers_loop(tmp_path):
     )  # fmt: skip
     assert seen == ["orbit-left"] * 2 + ["temporal"] * 3
     assert frames.shape == (9, 32, 32, 3) and 0.0 <= frames.min() and frames.max() <= 1.0
+
+
+def test_stretched_positions_interpolate_the_learned_table_in_time():
+    text_length, patches, width = 2, 3, 4
+    table = torch.randn(1, text_length + 3 * patches, width, generator=torch.Generator().manual_seed(0))
+    frame = [table[0, text_length + k * patches : text_length + (k + 1) * patches] for k in range(3)]
+    # 3 latent frames stretched to 5 sit at positions 0, 0.5, 1, 1.5, 2 of the old ones.
+    expected = [frame[0], (frame[0] + frame[1]) / 2, frame[1], (frame[1] + frame[2]) / 2, frame[2]]
+    stretched = stretched_positions(table, text_length, 3, 5)
+    torch.testing.assert_close(stretched[0, :text_length], table[0, :text_length])
+    torch.testing.assert_close(stretched[0, text_length:], torch.cat(expected))
+    torch.testing.assert_close(stretched_positions(table, text_length, 3, 3), table)
+
+
+def test_longer_videos_keep_learned_positions_stretched_not_replaced():
+    # CogVideoX-5b-I2V adds a learned position table; for another frame count diffusers swaps in sin-cos.
+    transformer = tiny_cogvideox(use_learned_positional_embeddings=True)
+    embed = transformer.patch_embed
+    generator = torch.Generator().manual_seed(2)
+    embed.pos_embedding = torch.randn(embed.pos_embedding.shape, generator=generator)  # a "learned" table
+    original = embed.pos_embedding
+    text, video = torch.randn(1, 4, 16, generator=generator), torch.randn(1, 5, 8, 4, 4, generator=generator)
+    with torch.no_grad(), positions_for(transformer, 17):  # 17 frames: 5 latent frames, the table has 3
+        with_table = embed(text, video)
+        embed.pos_embedding = torch.zeros_like(embed.pos_embedding)
+        without = embed(text, video)
+    torch.testing.assert_close(with_table - without, stretched_positions(original, 4, 3, 5))
+    assert embed.pos_embedding is original and embed.sample_frames == 9  # restored on leaving
+    with torch.no_grad():
+        assert not torch.allclose(embed(text, video), with_table)  # diffusers alone: other positions
+
+
+def test_a_longer_video_runs_through_the_pipeline_with_the_stretched_table():
+    pipeline = tiny_pipeline(use_learned_positional_embeddings=True)
+    embed = pipeline.transformer.patch_embed
+    seen = []
+    embed.register_forward_pre_hook(
+        lambda module, args: seen.append((module.sample_frames, module.pos_embedding.shape))
+    )
+    image = np.random.default_rng(0).random((32, 32, 3)).astype(np.float32)
+    frames = generate_cogvideox_frames(
+        pipeline, image, 17, steps=2, guidance=1.0, seed=0, schedule=single(None),
+        prompt_embeds=torch.randn(1, 4, 16, generator=torch.Generator().manual_seed(1)),
+    )  # fmt: skip
+    assert frames.shape == (17, 32, 32, 3)
+    assert seen == [(17, torch.Size([1, 4 + 5 * 4, 32]))] * 2  # 4 text positions + 5 latent frames of 2 x 2 patches
+    assert embed.sample_frames == 9 and embed.pos_embedding.shape == (1, 4 + 3 * 4, 32)
 
 
 def test_missing_weights_and_bad_frame_counts_fail_in_one_line(tmp_path):
@@ -94,12 +141,17 @@ def test_a_director_trains_on_cogvideox_and_only_its_lora_moves(tmp_path):
             make_clip(SynthConfig(kind="temporal", resolution=16, num_frames=6, supersample=1), seed),
             tmp_path / f"c{seed}",
         )
-    pipeline = tiny_pipeline()
+    pipeline = tiny_pipeline(use_learned_positional_embeddings=True)  # as CogVideoX-5b-I2V
     base = {name: value.clone() for name, value in pipeline.transformer.state_dict().items()}
+    seen = []
+    pipeline.transformer.patch_embed.register_forward_pre_hook(
+        lambda module, args: seen.append(module.pos_embedding.shape)
+    )
     config = DirectorTrainConfig("temporal", rank=2, alpha=2.0, steps=2, batch_size=1, checkpoint_every=1)
     prompt = torch.randn(1, 4, 16, generator=torch.Generator().manual_seed(0))
     info = train_cogvideox_director(config, pipeline, prompt, tmp_path, tmp_path / "t.safetensors", 5, None)
     assert (info.kind, info.backbone) == ("temporal", "cogvideox")
+    assert seen == [(1, 4 + 2 * 4, 32)] * 2  # 5 frames: the learned table stretched to 2 latent frames, not 3
     trained = director_state(pipeline.transformer, TRAINED)
     assert any(value.abs().max() > 0 for key, value in trained.items() if "lora_B" in key)
     for name, value in pipeline.transformer.state_dict().items():

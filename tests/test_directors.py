@@ -93,7 +93,7 @@ def test_director_file_round_trip_keeps_weights_layout_and_metadata(tmp_path):
     torch.testing.assert_close(fresh(**denoiser_inputs()), model(**denoiser_inputs()))
 
 
-def tiny_cogvideox() -> torch.nn.Module:
+def tiny_cogvideox(**options) -> torch.nn.Module:
     from diffusers import CogVideoXTransformer3DModel
 
     torch.manual_seed(0)
@@ -110,6 +110,7 @@ def tiny_cogvideox() -> torch.nn.Module:
         sample_frames=9,
         max_text_seq_length=4,
         use_rotary_positional_embeddings=True,
+        **options,
     ).eval()
 
 

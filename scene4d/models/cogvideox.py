@@ -4,11 +4,19 @@ A thin loader: weights come from a local folder or a model id already in the loc
 cache (nothing is downloaded), in bfloat16 on CUDA (float32 on a CPU), with diffusers' model CPU
 offload and VAE tiling as options for smaller GPUs. Directors load into ``pipeline.transformer``
 with ``directors.lora``.
+
+Videos longer (or shorter) than the 49 frames CogVideoX was trained on: its 3D RoPE extrapolates
+in time by itself (DimensionX extends it to 145 frames), and ``positions_for`` stretches the learned
+position table that CogVideoX-5b-I2V adds on top, which diffusers would otherwise replace with a
+sin-cos table the model never saw.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
 from scene4d.errors import Scene4DError
 
@@ -52,3 +60,36 @@ def prompt_embedding(pipeline, prompt: str) -> torch.Tensor:
     """[1, L, D] T5 embedding of ``prompt`` with the pipeline's own text encoder."""
     embeds, _ = pipeline.encode_prompt(prompt, do_classifier_free_guidance=False)
     return embeds
+
+
+@contextmanager
+def positions_for(transformer, num_frames: int) -> Iterator[None]:
+    """Within the block, ``transformer`` (diffusers ``CogVideoXTransformer3DModel``) takes videos of
+    ``num_frames`` frames with its learned position table stretched over them (``stretched_positions``);
+    a model without a learned table (RoPE or sin-cos positions only) is left as it is."""
+    embed = transformer.patch_embed
+    if not embed.use_learned_positional_embeddings or num_frames == embed.sample_frames:
+        yield
+        return
+    saved = embed.sample_frames, embed.pos_embedding
+    latent_frames = [(count - 1) // embed.temporal_compression_ratio + 1 for count in (embed.sample_frames, num_frames)]
+    embed.pos_embedding = stretched_positions(embed.pos_embedding, embed.max_text_seq_length, *latent_frames)
+    embed.sample_frames = num_frames  # diffusers then takes the table as it is
+    try:
+        yield
+    finally:
+        embed.sample_frames, embed.pos_embedding = saved
+
+
+def stretched_positions(table: Tensor, text_length: int, frames: int, new_frames: int) -> Tensor:
+    """A learned position table [1, L + T P, D] (L text positions, then T = ``frames`` latent frames of
+    P patches each) resampled to ``new_frames`` latent frames by linear interpolation in time, the first
+    and last frame kept: [1, L + new_frames P, D]. The text positions are unchanged."""
+    text, video = table[:, :text_length], table[0, text_length:]
+    video = video.reshape(frames, -1, video.shape[-1])  # [T, P, D]
+    position = torch.linspace(0, frames - 1, new_frames, dtype=torch.float64, device=video.device)
+    below = position.floor().long().clamp(max=max(frames - 2, 0))
+    weight = (position - below).to(video.dtype)[:, None, None]
+    above = (below + 1).clamp(max=frames - 1)
+    stretched = (1 - weight) * video[below] + weight * video[above]  # [new_frames, P, D]
+    return torch.cat([text, stretched.reshape(1, -1, video.shape[-1])], dim=1)

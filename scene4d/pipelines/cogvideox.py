@@ -4,7 +4,8 @@ diffusers runs the denoising loop; its ``callback_on_step_end`` switches the act
 after every step, so Switch-Once (S-Director first, then T-Director) needs no loop of our own.
 CogVideoX takes no cameras: a 3D clip's cameras come from SfM on the generated frames
 (``curate.sfm``), and fall back to the S-Director's own move when SfM cannot register them.
-Frame counts other than CogVideoX's 49 rely on its 3D RoPE extrapolating (DimensionX reaches 145).
+Frame counts other than CogVideoX's 49 rely on its 3D RoPE extrapolating (DimensionX reaches 145), with
+the learned position table stretched (``models.cogvideox.positions_for``).
 """
 
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, named_trajectory_w2c
 from scene4d.io import Clip
 from scene4d.io.media import to_uint8
+from scene4d.models.cogvideox import positions_for
 
 COGVIDEOX_WIDTH, COGVIDEOX_HEIGHT = 720, 480  # the frame size CogVideoX-5b-I2V was trained at
 ASSUMED_FOV_X_DEG = 55.0  # CogVideoX's frames carry no intrinsics; SfM fixes this field of view
@@ -68,7 +70,7 @@ def generate_cogvideox_frames(
             on_step(step + 1, steps)
         return tensors
 
-    with restoring_director(pipeline.transformer):
+    with restoring_director(pipeline.transformer), positions_for(pipeline.transformer, num_frames):
         activate(pipeline.transformer, schedule.director_at(0))
         output = pipeline(
             image=Image.fromarray(to_uint8(image)),

@@ -32,6 +32,7 @@ from scene4d.geometry.trajectories import nearest_move, pose_change
 from scene4d.io import load_clip
 from scene4d.io.checkpoints import save_checkpoint
 from scene4d.models.bundle import ModelBundle
+from scene4d.models.cogvideox import positions_for
 from scene4d.train.data import find_clip_folders, load_latent_clips
 from scene4d.train.model import SampleSource, TrainConfig, matching_checkpoint, restore_progress
 from scene4d.train.state import optimizer_tensors
@@ -153,7 +154,8 @@ def train_cogvideox_director(
         return cogvideox_loss(pipeline, videos, prompt_embeds, generator)
 
     info = DirectorInfo(config.kind, config.trajectory, config.rank, config.alpha, "cogvideox")
-    run_director_training(config, pipeline.transformer, step_loss, out, info, on_step)
+    with positions_for(pipeline.transformer, num_frames):
+        run_director_training(config, pipeline.transformer, step_loss, out, info, on_step)
     return info
 
 
