@@ -167,6 +167,31 @@ def test_4d_views_share_times_hold_one_camera_each_and_view_zero_is_the_temporal
     assert active_director(bundle.denoiser) is None
 
 
+def test_4d_stages_run_their_directors(model_dir):
+    # DimensionX sec. 3.4: the T-Director makes the temporal video, the S-Director the reference and the
+    # spatial videos, and the T-Director refines each view (eq. 6).
+    bundle = load_bundle(model_dir)
+    for name in ("pan-left", "temporal"):
+        use_director(bundle.denoiser, name, bundle.directors)
+    pending, runs = [], {}
+    bundle.denoiser.register_forward_pre_hook(
+        lambda module, args, kwargs: pending.append(active_director(module)), with_kwargs=True
+    )
+
+    def progress(stage, step, total):  # reported after each step: the denoiser calls since belong to it
+        runs.setdefault(stage, set()).update(pending)
+        pending.clear()
+
+    config = FourDConfig(trajectory="pan-left", num_views=3, num_times=4, steps=4, refine_strengths=(0.5,),
+                         spatial_director="pan-left", temporal_director="temporal")  # fmt: skip
+    generate_4d(bundle, np.random.default_rng(3).random((16, 16, 3)).astype(np.float32), config, progress)
+    assert runs == {
+        "temporal video": {"temporal"}, "reference video": {"pan-left"}, "spatial videos": {"pan-left"},
+        "refine view 1": {"temporal"}, "refine view 2": {"temporal"},
+    }  # fmt: skip
+    assert active_director(bundle.denoiser) is None
+
+
 def test_4d_refinement_noises_every_view_alike(model_dir, monkeypatch):
     import scene4d.pipelines.four_d as four_d
 
