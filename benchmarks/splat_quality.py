@@ -15,6 +15,7 @@
 Fit times are wall seconds and CPU seconds (all threads of the fitting process).
 
 ``--depth-weight`` adds depth supervision where the training frames carry depth (only ``4d``);
+``--pseudo-view-weight`` adds the warp loss of virtual cameras between training views (``splat.pseudo_view``);
 ``--sh-degree`` sets the colours' SH degree (fewer bands overfit sparse views less);
 ``--rasterize-mode`` fits and renders in gsplat's ``antialiased`` (the default) or ``classic`` mode;
 ``--backend`` picks the rasterizer (``auto``: gsplat on a CUDA machine, else ``cpu``).
@@ -140,6 +141,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--iters", type=int, default=FitConfig.iterations)
     parser.add_argument("--depth-weight", type=float, default=FitConfig.depth_weight, help="(4d: supervises depth)")
+    parser.add_argument("--pseudo-view-weight", type=float, default=FitConfig.pseudo_view_weight,
+                        help="weight of the warp loss of virtual cameras between the training views")  # fmt: skip
     parser.add_argument("--max-gaussians", type=int, default=FitConfig.max_gaussians, help="budget of Gaussians")
     parser.add_argument("--sh-degree", type=int, default=FitConfig.sh_degree, help="SH degree of the colours (0-3)")
     parser.add_argument("--no-depth", action="store_true", help="(4d: start from stereo, not the depth maps)")
@@ -159,6 +162,7 @@ def main() -> None:
             iterations=args.iters,
             sh_degree=args.sh_degree,
             depth_weight=args.depth_weight,
+            pseudo_view_weight=args.pseudo_view_weight,
             seed=args.one,
             max_gaussians=args.max_gaussians,
             triangulate=not args.no_triangulate,
@@ -174,7 +178,8 @@ def main() -> None:
             result["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
         print(json.dumps(result))
         return
-    print(f"case {args.case}, {args.iters} iterations, depth weight {args.depth_weight}, SH degree {args.sh_degree}, "
+    print(f"case {args.case}, {args.iters} iterations, depth weight {args.depth_weight}, "
+          f"pseudo-view weight {args.pseudo_view_weight}, SH degree {args.sh_degree}, "
           f"budget {args.max_gaussians}, {args.rasterize_mode}, densification {densification(args)}, "
           f"backend {args.backend} on {backend_device(args.backend)}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
@@ -184,7 +189,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for seed in args.seeds:
         command = [sys.executable, __file__, "--case", args.case, "--iters", str(args.iters), "--one", str(seed),
-                   "--depth-weight", str(args.depth_weight), "--sh-degree", str(args.sh_degree),
+                   "--depth-weight", str(args.depth_weight), "--pseudo-view-weight", str(args.pseudo_view_weight),
+                   "--sh-degree", str(args.sh_degree),
                    "--max-gaussians", str(args.max_gaussians)]  # fmt: skip
         command += ["--no-depth"] * args.no_depth + ["--sfm-points"] * args.sfm_points
         command += ["--no-triangulate"] * args.no_triangulate + ["--rasterize-mode", args.rasterize_mode]

@@ -221,6 +221,13 @@ def reconstruct(
             help="Weight of the relative depth error on frames whose clip carries depth (synth, curate); 0 = off."
         ),
     ] = 0.0,
+    pseudo_view_weight: Annotated[
+        float,
+        typer.Option(
+            help="Weight of a warp loss on a virtual camera between each training view and a neighbour (for "
+            "few cameras, e.g. 4D clips; about 1.5x the time per step); 0 = off."
+        ),
+    ] = 0.0,
     lpips_weight: Annotated[float, typer.Option(help=LPIPS_WEIGHT_HELP)] = 0.0,
     lpips_weights: Annotated[Path | None, typer.Option(help=LPIPS_WEIGHTS_HELP)] = None,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
@@ -245,7 +252,7 @@ def reconstruct(
     config = FitConfig(
         iterations=iters, sh_degree=sh_degree, init_points=init_points, depth_weight=depth_weight, backend=backend,
         seed=seed, lpips_weight=lpips_weight, lpips_weights=None if lpips_weights is None else str(lpips_weights),
-        rasterize_mode=rasterize_mode,
+        rasterize_mode=rasterize_mode, pseudo_view_weight=pseudo_view_weight,
     )  # fmt: skip
     fit_with_progress(load_clip(clip), out, config, warmup if dynamic else None, bake_times)
 

@@ -26,6 +26,7 @@ from scene4d.io import Clip
 from scene4d.io.checkpoints import load_checkpoint, save_checkpoint
 from scene4d.splat.losses import depth_loss, photometric_loss
 from scene4d.splat.projection import SH_C0
+from scene4d.splat.pseudo_view import OPAQUE, camera_between, warp_loss
 from scene4d.splat.rasterize import backend_device, check_rasterize_mode, rasterize
 
 SPLAT_NAMES = ("means", "quats", "scales", "opacities", "sh0", "shN")
@@ -39,6 +40,7 @@ class FitConfig:
     sh_interval: int = 500  # raise the SH degree by one every this many steps
     ssim_weight: float = 0.2
     depth_weight: float = 0.0  # weight of the relative depth error on frames whose Clip carries depth
+    pseudo_view_weight: float = 0.0  # weight of the warp loss of a virtual view between cameras (splat.pseudo_view)
     lpips_weight: float = 0.0  # weight of LPIPS in eq. 3 (DimensionX); needs lpips_weights
     lpips_weights: str | None = None  # folder with the LPIPS weight files (eval.lpips.load_lpips)
     init_points: int = 20_000
@@ -74,6 +76,8 @@ class FitConfig:
         check_rasterize_mode(self.rasterize_mode)
         if self.depth_weight < 0:
             raise Scene4DError(f"depth weight must be non-negative, got {self.depth_weight}")
+        if self.pseudo_view_weight < 0:
+            raise Scene4DError(f"pseudo-view weight must be non-negative, got {self.pseudo_view_weight}")
         if self.init_points < 4:
             raise Scene4DError(f"init_points must be at least 4, got {self.init_points}")
         check_lpips(self.lpips_weight, self.lpips_weights)
@@ -310,10 +314,11 @@ class Trainer:
 
     def train_step(
         self, camera: Cameras, target: Tensor, confidence: Tensor | None, mask: Tensor | None, time: float = 0.0,
-        target_depth: Tensor | None = None,
+        target_depth: Tensor | None = None, virtual: Cameras | None = None,
     ) -> float:  # fmt: skip
         """One optimisation step on one view: render, loss (photometric, plus ``depth_weight`` times
-        the depth error when ``target_depth`` [1, H, W] is given), backward, Adam, densification.
+        the depth error when ``target_depth`` [1, H, W] is given, plus ``pseudo_view_weight`` times
+        the warp loss of the ``virtual`` camera when given), backward, Adam, densification.
         The inputs live on ``self.device`` (``run_training`` puts a clip's there once)."""
         sh_degree = min(self.step // self.config.sh_interval, self.config.sh_degree)
         params = self.params
@@ -330,6 +335,14 @@ class Trainer:
         )
         if target_depth is not None and self.config.depth_weight > 0:
             loss = loss + self.config.depth_weight * depth_loss(result.depth, result.alpha, target_depth, mask)
+        if virtual is not None and self.config.pseudo_view_weight > 0:
+            seen = rasterize(
+                means, quats, scales, params["opacities"], colors, virtual, background,
+                sh_degree=sh_degree, backend=self.config.backend, mode=self.config.rasterize_mode,
+            )  # fmt: skip
+            depth = result.depth[0].detach() * (result.alpha[0].detach() > OPAQUE)  # where the render has a surface
+            warped = warp_loss(seen.rgb, seen.depth, camera, virtual, depth, target)
+            loss = loss + self.config.pseudo_view_weight * warped
         if not bool(torch.isfinite(loss)):
             raise_diverged(self.step, ["loss"])
         self.strategy.step_pre_backward(params, self.optimizers, self.strategy_state, self.step, result.info)
@@ -458,16 +471,23 @@ def run_training(
     depths = None
     if clip.depth is not None and config.depth_weight > 0:
         depths = torch.from_numpy(clip.depth).float().to(device)
+    training_w2c = torch.unique(cameras.w2c, dim=0)  # distinct poses: where virtual views may lie between
+    pseudo_views = config.pseudo_view_weight > 0 and len(training_w2c) > 1
     while trainer.step < until:
         epoch, position = divmod(trainer.step, len(frame_indices))
         order = torch.randperm(
             len(frame_indices), generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         )
         index = int(frame_indices[int(order[position])])
+        virtual = None
+        if pseudo_views:
+            generator = torch.Generator().manual_seed(config.seed * 31 + trainer.step)
+            virtual = camera_between(cameras[index], training_w2c, generator)
         loss = trainer.train_step(
             cameras[index], frames[index][None],
             None if confidences is None else confidences[index][None], None if masks is None else masks[index][None],
             time=float(clip.times[index]), target_depth=None if depths is None else depths[index][None],
+            virtual=virtual,
         )  # fmt: skip
         if on_step is not None:
             on_step(trainer.step, loss)
