@@ -39,7 +39,7 @@ from scene4d.eval.camera import similarity_transform
 from scene4d.eval.metrics import psnr, ssim
 from scene4d.geometry import Cameras
 from scene4d.io import Clip
-from scene4d.splat.fit import FitConfig, fit_gaussians, render_splats, with_densification
+from scene4d.splat.fit import FitConfig, fit_gaussians, render_splats, settled
 from scene4d.splat.fit4d import fit_dynamic
 from scene4d.splat.rasterize import BACKENDS, RASTERIZE_MODES, backend_device
 from scene4d.splat.reconstruct import render_frames
@@ -127,9 +127,14 @@ def peak_memory(row: dict) -> str:
 
 
 def densification(args: argparse.Namespace) -> str:
-    """The densification the case will use, as ``with_densification`` settles it."""
-    config = with_densification(FitConfig(absgrad=args.absgrad, grow_grad2d=args.grow_grad2d), args.case == "4d")
+    """The densification the case will use (``settled``)."""
+    config = settled(FitConfig(absgrad=args.absgrad, grow_grad2d=args.grow_grad2d), args.case == "4d")
     return f"{'AbsGS' if config.absgrad else 'gradient'} at {config.grow_grad2d}"
+
+
+def pseudo_view_weight(args: argparse.Namespace) -> float:
+    """The pseudo-view weight the case will use (``settled``)."""
+    return settled(FitConfig(pseudo_view_weight=args.pseudo_view_weight), args.case == "4d").pseudo_view_weight
 
 
 CASES = {"3d": case_3d, "4d": case_4d, "32view": case_32view}
@@ -141,8 +146,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--iters", type=int, default=FitConfig.iterations)
     parser.add_argument("--depth-weight", type=float, default=FitConfig.depth_weight, help="(4d: supervises depth)")
-    parser.add_argument("--pseudo-view-weight", type=float, default=FitConfig.pseudo_view_weight,
-                        help="weight of the warp loss of virtual cameras between the training views")  # fmt: skip
+    parser.add_argument("--pseudo-view-weight", type=float,
+                        help="weight of the warp loss of virtual cameras between the training views "
+                             "(default: 0.5 for 4d, else 0)")  # fmt: skip
     parser.add_argument("--max-gaussians", type=int, default=FitConfig.max_gaussians, help="budget of Gaussians")
     parser.add_argument("--sh-degree", type=int, default=FitConfig.sh_degree, help="SH degree of the colours (0-3)")
     parser.add_argument("--no-depth", action="store_true", help="(4d: start from stereo, not the depth maps)")
@@ -179,7 +185,7 @@ def main() -> None:
         print(json.dumps(result))
         return
     print(f"case {args.case}, {args.iters} iterations, depth weight {args.depth_weight}, "
-          f"pseudo-view weight {args.pseudo_view_weight}, SH degree {args.sh_degree}, "
+          f"pseudo-view weight {pseudo_view_weight(args)}, SH degree {args.sh_degree}, "
           f"budget {args.max_gaussians}, {args.rasterize_mode}, densification {densification(args)}, "
           f"backend {args.backend} on {backend_device(args.backend)}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
@@ -189,14 +195,14 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for seed in args.seeds:
         command = [sys.executable, __file__, "--case", args.case, "--iters", str(args.iters), "--one", str(seed),
-                   "--depth-weight", str(args.depth_weight), "--pseudo-view-weight", str(args.pseudo_view_weight),
-                   "--sh-degree", str(args.sh_degree),
+                   "--depth-weight", str(args.depth_weight), "--sh-degree", str(args.sh_degree),
                    "--max-gaussians", str(args.max_gaussians)]  # fmt: skip
         command += ["--no-depth"] * args.no_depth + ["--sfm-points"] * args.sfm_points
         command += ["--no-triangulate"] * args.no_triangulate + ["--rasterize-mode", args.rasterize_mode]
         command += ["--backend", args.backend]
         command += [] if args.absgrad is None else ["--absgrad" if args.absgrad else "--no-absgrad"]
         command += [] if args.grow_grad2d is None else ["--grow-grad2d", str(args.grow_grad2d)]
+        command += [] if args.pseudo_view_weight is None else ["--pseudo-view-weight", str(args.pseudo_view_weight)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         row = json.loads(output.strip().splitlines()[-1])
         print(f"| {seed} | {row['psnr']:.2f} | {row['ssim']:.3f} | {row['seconds']:.0f} | {row['cpu_seconds']:.0f} "

@@ -222,12 +222,12 @@ def reconstruct(
         ),
     ] = 0.0,
     pseudo_view_weight: Annotated[
-        float,
+        float | None,
         typer.Option(
-            help="Weight of a warp loss on a virtual camera between each training view and a neighbour (for "
-            "few cameras, e.g. 4D clips; about 1.5x the time per step); 0 = off."
+            help="Weight of a warp loss on a virtual camera between each training view and a neighbour, against "
+            "overfitting few cameras (about 1.5x the time per step); default 0.5 with --dynamic, else 0 (off)."
         ),
-    ] = 0.0,
+    ] = None,
     lpips_weight: Annotated[float, typer.Option(help=LPIPS_WEIGHT_HELP)] = 0.0,
     lpips_weights: Annotated[Path | None, typer.Option(help=LPIPS_WEIGHTS_HELP)] = None,
     backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",

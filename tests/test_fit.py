@@ -207,12 +207,12 @@ def test_depth_weight_adds_the_weighted_depth_error_to_the_step_loss(small_clip)
 
 
 @pytest.mark.parametrize(("dynamic", "given", "expected"), [
-    (False, {}, (True, 8e-4)),
-    (True, {}, (False, 2e-4)),
-    (True, {"absgrad": True}, (True, 8e-4)),
-    (False, {"absgrad": False, "grow_grad2d": 5e-4}, (False, 5e-4)),
+    (False, {}, (True, 8e-4, 0.0)),
+    (True, {}, (False, 2e-4, 0.5)),
+    (True, {"absgrad": True, "pseudo_view_weight": 0.0}, (True, 8e-4, 0.0)),
+    (False, {"absgrad": False, "grow_grad2d": 5e-4, "pseudo_view_weight": 0.2}, (False, 5e-4, 0.2)),
 ])  # fmt: skip
-def test_fits_densify_by_absgrad_for_static_scenes_and_by_the_gradient_for_4d(
+def test_static_fits_densify_by_absgrad_and_4d_fits_by_the_gradient_with_pseudo_views(
     small_clip, tmp_path, dynamic, given, expected
 ):
     from scene4d.splat.fit4d import fit_dynamic
@@ -223,4 +223,4 @@ def test_fits_densify_by_absgrad_for_static_scenes_and_by_the_gradient_for_4d(
     else:
         fit_gaussians(small_clip, config, checkpoint=tmp_path)
     recorded = json.loads((tmp_path / "state.json").read_text())["config"]
-    assert (recorded["absgrad"], recorded["grow_grad2d"]) == expected
+    assert (recorded["absgrad"], recorded["grow_grad2d"], recorded["pseudo_view_weight"]) == expected

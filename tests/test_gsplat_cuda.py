@@ -9,7 +9,7 @@ from test_fit4d import moving_object_error, render_dynamic
 from test_rasterize import orbiting_cameras, random_gaussians, render_and_grads
 
 from scene4d.eval.metrics import psnr
-from scene4d.splat.fit import FitConfig, Trainer, fit_gaussians, initial_splats, render_splats, with_densification
+from scene4d.splat.fit import FitConfig, Trainer, fit_gaussians, initial_splats, render_splats, settled
 from scene4d.splat.fit4d import fit_dynamic
 from scene4d.splat.reconstruct import render_frames
 from scene4d.synth import SynthConfig, make_clip
@@ -53,7 +53,7 @@ def small_clip():
 def test_a_training_step_on_cuda_matches_the_reference_step(small_clip):
     # After one step Adam's first moment is 0.1 x the gradient, and the strategy's grad2d statistic
     # sums the 2D-mean gradients (with AbsGS, the absolute per-pixel ones) that the render's info carries.
-    config = with_densification(FitConfig(init_points=400, sh_degree=1, random_background=False), dynamic=False)
+    config = settled(FitConfig(init_points=400, sh_degree=1, random_background=False), dynamic=False)
     splats = initial_splats(small_clip, config)
     generator = torch.Generator().manual_seed(5)
     splats["scales"] += 0.3 * torch.randn(splats["scales"].shape, generator=generator)  # anisotropic: rotations matter

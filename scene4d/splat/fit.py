@@ -40,7 +40,7 @@ class FitConfig:
     sh_interval: int = 500  # raise the SH degree by one every this many steps
     ssim_weight: float = 0.2
     depth_weight: float = 0.0  # weight of the relative depth error on frames whose Clip carries depth
-    pseudo_view_weight: float = 0.0  # weight of the warp loss of a virtual view between cameras (splat.pseudo_view)
+    pseudo_view_weight: float | None = None  # warp loss of views between cameras (splat.pseudo_view); None: settled
     lpips_weight: float = 0.0  # weight of LPIPS in eq. 3 (DimensionX); needs lpips_weights
     lpips_weights: str | None = None  # folder with the LPIPS weight files (eval.lpips.load_lpips)
     init_points: int = 20_000
@@ -76,20 +76,26 @@ class FitConfig:
         check_rasterize_mode(self.rasterize_mode)
         if self.depth_weight < 0:
             raise Scene4DError(f"depth weight must be non-negative, got {self.depth_weight}")
-        if self.pseudo_view_weight < 0:
+        if self.pseudo_view_weight is not None and self.pseudo_view_weight < 0:
             raise Scene4DError(f"pseudo-view weight must be non-negative, got {self.pseudo_view_weight}")
         if self.init_points < 4:
             raise Scene4DError(f"init_points must be at least 4, got {self.init_points}")
         check_lpips(self.lpips_weight, self.lpips_weights)
 
 
-def with_densification(config: FitConfig, dynamic: bool) -> FitConfig:
-    """``config`` with its densification settled where it leaves it open: AbsGS for static fits and the
-    plain gradient for 4D ones (BENCHMARKS.md: AbsGS raised held-out PSNR on static scenes and lowered
-    it on the 4D ones), at gsplat's threshold for that choice (8e-4 with AbsGS, 2e-4 without)."""
+def settled(config: FitConfig, dynamic: bool) -> FitConfig:
+    """``config`` with what it leaves open (None) settled for a static or a 4D fit (BENCHMARKS.md):
+
+    - densification: AbsGS for static fits and the plain gradient for 4D ones (AbsGS raised held-out
+      PSNR on static scenes and lowered it on the 4D ones), at gsplat's threshold for that choice
+      (8e-4 with AbsGS, 2e-4 without);
+    - the pseudo-view weight: 0.5 for 4D fits (from 4 cameras it raised held-out PSNR on every scene
+      measured), off for static ones (not measured there; each step would cost about 1.5x).
+    """
     absgrad = not dynamic if config.absgrad is None else config.absgrad
     threshold = (8e-4 if absgrad else 2e-4) if config.grow_grad2d is None else config.grow_grad2d
-    return replace(config, absgrad=absgrad, grow_grad2d=threshold)
+    pseudo_view_weight = (0.5 if dynamic else 0.0) if config.pseudo_view_weight is None else config.pseudo_view_weight
+    return replace(config, absgrad=absgrad, grow_grad2d=threshold, pseudo_view_weight=pseudo_view_weight)
 
 
 def check_lpips(weight: float, folder: str | None) -> None:
@@ -335,7 +341,7 @@ class Trainer:
         )
         if target_depth is not None and self.config.depth_weight > 0:
             loss = loss + self.config.depth_weight * depth_loss(result.depth, result.alpha, target_depth, mask)
-        if virtual is not None and self.config.pseudo_view_weight > 0:
+        if virtual is not None and self.config.pseudo_view_weight:
             seen = rasterize(
                 means, quats, scales, params["opacities"], colors, virtual, background,
                 sh_degree=sh_degree, backend=self.config.backend, mode=self.config.rasterize_mode,
@@ -440,7 +446,7 @@ def fit_gaussians(
     ``checkpoint_every`` steps and at the end.
     """
     torch.manual_seed(config.seed)
-    config = with_densification(config, dynamic=False)
+    config = settled(config, dynamic=False)
     if checkpoint is not None and (checkpoint / "state.json").exists():
         splats, tensors, state = read_checkpoint(checkpoint, config)
         trainer = Trainer(splats, config, state["scene_scale"], step=state["step"])
@@ -472,7 +478,7 @@ def run_training(
     if clip.depth is not None and config.depth_weight > 0:
         depths = torch.from_numpy(clip.depth).float().to(device)
     training_w2c = torch.unique(cameras.w2c, dim=0)  # distinct poses: where virtual views may lie between
-    pseudo_views = config.pseudo_view_weight > 0 and len(training_w2c) > 1
+    pseudo_views = bool(config.pseudo_view_weight) and len(training_w2c) > 1  # None: unsettled, off
     while trainer.step < until:
         epoch, position = divmod(trainer.step, len(frame_indices))
         order = torch.randperm(

@@ -29,7 +29,7 @@ from scene4d.splat.fit import (
     read_checkpoint,
     run_training,
     scene_geometry,
-    with_densification,
+    settled,
 )
 
 DEFORMATION_LR = 1e-3
@@ -96,7 +96,7 @@ def fit_dynamic(
 ) -> tuple[Splats, DeformationField]:
     """Canonical Gaussians and the deformation field fitted to ``clip`` (frames at their times), on the CPU."""
     torch.manual_seed(config.seed)
-    config = with_densification(config, dynamic=True)
+    config = settled(config, dynamic=True)
     if checkpoint is not None and (checkpoint / "state.json").exists():
         splats, tensors, state = read_checkpoint(checkpoint, config)
         if state.get("warmup") != warmup:
