@@ -304,7 +304,7 @@ def render(
 
     if time is not None and not 0.0 <= time <= 1.0:
         raise Scene4DError(f"--time must lie in [0, 1], got {time}")
-    if time is not None and not scene.is_dir():
+    if time is not None and scene.is_file():
         raise Scene4DError(f"--time renders a 4D scene folder; {scene} is a static .ply")
     backend_device(backend)  # fails here, before any file is read, where the backend cannot run
     field = load_deformation(scene / "deformation") if scene.is_dir() else None

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from scene4d.geometry import Cameras, look_at_w2c
+from scene4d.geometry import Cameras, look_at_w2c, named_trajectory_w2c
 from scene4d.geometry.rotations import rotation_error_deg
 from scene4d.io import Clip
-from scene4d.splat.fit import FitConfig, Trainer, initial_splats, sh_degree_of
+from scene4d.splat.fit import FitConfig, Trainer, fit_gaussians, initial_splats, sh_degree_of
 from scene4d.splat.pseudo_view import camera_between, warp_loss
 from scene4d.splat.rasterize import rasterize
 from scene4d.synth import SynthConfig, make_clip
@@ -43,6 +43,13 @@ def test_virtual_cameras_lie_between_a_view_and_one_of_its_two_nearest_cameras()
         torch.testing.assert_close(virtual.K, view.K)
         picked.add(other)
     assert picked == {0, 2}
+
+
+def test_cameras_that_only_turn_give_no_virtual_camera_and_their_fit_runs_without_one():
+    turning = Cameras.from_fov(60.0, 24, 24, named_trajectory_w2c("pan-left", 4, 20.0))  # one centre
+    assert camera_between(turning[1], turning.w2c, torch.Generator().manual_seed(0)) is None
+    clip = make_clip(SynthConfig(kind="spatial", trajectory="pan-left", resolution=24, num_frames=4), seed=1)
+    fit_gaussians(clip, FitConfig(iterations=3, init_points=200, sh_degree=0, pseudo_view_weight=0.5))  # no error
 
 
 def plane_scene(width=20, height=16, focal=16.0, depth=4.0, shift_px=2):

@@ -418,7 +418,8 @@ def check_finite(tensors: dict[str, Tensor], step: int) -> None:
 
 def raise_diverged(step: int, names: list[str]) -> None:
     raise Scene4DError(
-        f"the fit diverged at step {step} ({', '.join(names[:3])} not finite); the last good checkpoint is kept"
+        f"the fit diverged at step {step} ({', '.join(names[:3])} not finite); "
+        "its last good checkpoint, if any, is kept"
     )
 
 

@@ -20,18 +20,22 @@ OPAQUE = 0.5  # training-render pixels with less alpha have no depth to warp by
 DEPTH_TOLERANCE = 0.03  # relative depth disagreement past which a pixel counts as occluded
 
 
-def camera_between(camera: Cameras, training_w2c: Tensor, generator: torch.Generator) -> Cameras:
+def camera_between(camera: Cameras, training_w2c: Tensor, generator: torch.Generator) -> Cameras | None:
     """A camera between ``camera`` (one view) and one of the two training cameras nearest to it
     (``training_w2c`` [M, 4, 4], distinct poses, ``camera``'s own among them or not): centre
-    interpolated and rotation slerped at a fraction drawn from U(0.25, 0.75); same intrinsics."""
+    interpolated and rotation slerped at a fraction drawn from U(0.25, 0.75); same intrinsics, on
+    ``camera``'s device. None where no training camera stands elsewhere (cameras that only turn
+    about one centre see no parallax for the loss to use)."""
     c2w = rigid_inverse(camera.w2c.double())[0]
     others_c2w = rigid_inverse(training_w2c.double())
     distances = (others_c2w[:, :3, 3] - c2w[:3, 3]).norm(dim=-1)
     order = torch.argsort(distances)
     nearest = order[distances[order] > 1e-6][:2]
+    if len(nearest) == 0:
+        return None
     other = others_c2w[nearest[torch.randint(len(nearest), (1,), generator=generator)]][0]
-    fraction = 0.25 + 0.5 * torch.rand((), generator=generator, dtype=torch.float64)
-    between = torch.eye(4, dtype=torch.float64)
+    fraction = 0.25 + 0.5 * torch.rand((), generator=generator, dtype=torch.float64).to(c2w.device)
+    between = torch.eye(4, dtype=torch.float64, device=c2w.device)
     rotations = matrix_to_quaternion(torch.stack([c2w[:3, :3], other[:3, :3]]))
     between[:3, :3] = quaternion_to_matrix(slerp(rotations[0], rotations[1], fraction))
     between[:3, 3] = (1 - fraction) * c2w[:3, 3] + fraction * other[:3, 3]
