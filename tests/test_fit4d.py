@@ -98,6 +98,21 @@ def test_an_interrupted_4d_fit_resumes_to_the_same_result(moving_clip, tmp_path)
         torch.testing.assert_close(field.state_dict()[name], tensor, msg=name)
 
 
+def test_a_diverged_deformation_field_is_an_error_not_nan_splats(moving_clip):
+    from scene4d.splat.deform import deformation_for_scene
+    from scene4d.splat.fit import initial_splats
+    from scene4d.splat.fit4d import DynamicTrainer
+
+    config = FitConfig(init_points=200, sh_degree=0)
+    splats = initial_splats(moving_clip, config)
+    trainer = DynamicTrainer(splats, config, 1.0, deformation_for_scene(splats["means"]), warmup=0)
+    trainer.splats()  # finite: no error
+    with torch.no_grad():
+        trainer.field.head.bias[0] = torch.nan
+    with pytest.raises(Scene4DError, match="field/head.bias not finite"):
+        trainer.splats()
+
+
 def test_dynamic_reconstruct_and_render_at_a_time(moving_clip, tmp_path):
     from typer.testing import CliRunner
 

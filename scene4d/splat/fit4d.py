@@ -25,6 +25,7 @@ from scene4d.splat.fit import (
     FitConfig,
     Splats,
     Trainer,
+    check_finite,
     initial_splats,
     read_checkpoint,
     run_training,
@@ -52,6 +53,11 @@ class DynamicTrainer(Trainer):
         if self.step < self.warmup:
             return super().gaussians_at(time)
         return deform_gaussians(self.field, self.params["means"], self.params["quats"], self.params["scales"], time)
+
+    def splats(self) -> Splats:
+        """The canonical splats (``Trainer.splats``); an error where the deformation field diverged too."""
+        check_finite({f"field/{name}": value for name, value in self.field.state_dict().items()}, self.step)
+        return super().splats()
 
     def step_extra_optimizers(self) -> None:
         if self.step >= self.warmup:
