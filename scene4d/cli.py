@@ -239,6 +239,13 @@ def reconstruct(
             "scene.ply for `scene4d render`."
         ),
     ] = "antialiased",
+    skip_objects: Annotated[
+        bool,
+        typer.Option(
+            help="Static fits: leave the clip's object masks (the potentially moving objects of `curate`, synth's "
+            "instances), dilated as for SfM, out of the loss, to fit the scene behind moving people or cars."
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the initialisation and the view order.")] = 0,
 ) -> None:
     """Fit 3D Gaussian splats (or, with --dynamic, deformable 4D Gaussians) to a Clip.
@@ -254,14 +261,23 @@ def reconstruct(
         seed=seed, lpips_weight=lpips_weight, lpips_weights=None if lpips_weights is None else str(lpips_weights),
         rasterize_mode=rasterize_mode, pseudo_view_weight=pseudo_view_weight,
     )  # fmt: skip
-    fit_with_progress(load_clip(clip), out, config, warmup if dynamic else None, bake_times)
+    loaded = load_clip(clip)
+    mask = None
+    if skip_objects:
+        from scene4d.curate.masks import MaskConfig, sfm_mask
+
+        if dynamic or loaded.masks is None:
+            raise Scene4DError("--skip-objects fits a static scene to a clip with object masks (masks/)")
+        mask = ~sfm_mask(loaded.masks, MaskConfig().dilate)
+    fit_with_progress(loaded, out, config, warmup if dynamic else None, bake_times, mask=mask)
 
 
 def fit_with_progress(
-    clip: "Clip", out: Path, config: "FitConfig", warmup: int | None, bake_times: int = 0, confidence: Any = None
+    clip: "Clip", out: Path, config: "FitConfig", warmup: int | None, bake_times: int = 0, confidence: Any = None,
+    mask: Any = None,
 ) -> None:  # fmt: skip
     """3DGS (or 4DGS after ``warmup`` static steps, when given) with a progress bar and a summary line;
-    ``confidence`` [T, H, W] weights the 3DGS loss per pixel."""
+    ``confidence`` [T, H, W] weights the 3DGS loss per pixel, and only pixels where ``mask`` is 1 count."""
     from scene4d.splat.reconstruct import reconstruct_dynamic, reconstruct_static
 
     label = "3DGS" if warmup is None else "4DGS"
@@ -272,7 +288,7 @@ def fit_with_progress(
             progress.update(task, completed=step, description=f"{label} loss {loss:.4f}")
 
         if warmup is None:
-            metrics = reconstruct_static(clip, out, config, on_step, confidence)
+            metrics = reconstruct_static(clip, out, config, on_step, confidence, mask)
         else:
             metrics = reconstruct_dynamic(clip, out, config, warmup, bake_times, on_step)
     console.print(

@@ -102,6 +102,30 @@ def test_reconstruct_and_render_commands(small_clip, tmp_path):
     assert (tmp_path / "out" / "orbit.mp4").stat().st_size > 0
 
 
+def test_reconstruct_can_leave_the_objects_out_of_the_loss(small_clip, tmp_path, monkeypatch):
+    from scipy.ndimage import distance_transform_edt
+
+    import scene4d.splat.reconstruct as reconstruct
+
+    save_clip(small_clip, tmp_path / "clip")
+    given, plain = [], reconstruct.fit_gaussians
+
+    def fit(*args, mask, **options):
+        given.append(mask)
+        return plain(*args, mask=mask, **options)
+
+    monkeypatch.setattr(reconstruct, "fit_gaussians", fit)
+    args = ["reconstruct", str(tmp_path / "clip"), "--iters", "2", "--init-points", "100", "--skip-objects"]
+    assert CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out")]).exit_code == 0
+    supervised, objects = given[0], small_clip.masks > 0
+    assert objects.any() and not supervised[objects].any()  # no object pixel counts
+    # ... and every pixel farther from the objects than the dilation (3% of 32 px: 1 px) still does.
+    far = np.stack([distance_transform_edt(~frame) > 1.5 for frame in objects])
+    assert supervised[far].all() and far.sum() > 0.5 * far.size
+    refused = CliRunner().invoke(app, [*args, "--dynamic", "--out", str(tmp_path / "dyn")])
+    assert refused.exit_code == 2 and "--skip-objects fits a static scene" in refused.stderr
+
+
 def test_reconstruct_with_lpips_from_local_weights(small_clip, tmp_path, lpips_weights):
     save_clip(small_clip, tmp_path / "clip")
     args = ["reconstruct", str(tmp_path / "clip"), "--iters", "4", "--init-points", "300", "--lpips-weight", "0.2"]

@@ -25,16 +25,18 @@ PREVIEW_FRAMES, PREVIEW_SWING_DEG = 48, 25.0
 
 def reconstruct_static(
     clip: Clip, out: Path, config: FitConfig, on_step: Callable[[int, float], None] | None = None,
-    confidence: np.ndarray | None = None,
+    confidence: np.ndarray | None = None, mask: np.ndarray | None = None,
 ) -> dict:  # fmt: skip
     """Fit 3DGS to ``clip`` and write ``out/scene.ply``, ``out/cameras.json`` (the training cameras),
     ``out/metrics.json`` and ``out/orbit.mp4``. ``confidence`` [T, H, W] weights every pixel's loss
-    (DimensionX eq. 3).
+    (DimensionX eq. 3); only the pixels where ``mask`` [T, H, W] is 1 count.
 
     Training resumes from ``out/checkpoint`` when a previous run was interrupted.
     """
     start = time.perf_counter()
-    splats = fit_gaussians(clip, config, checkpoint=out / "checkpoint", confidence=confidence, on_step=on_step)
+    splats = fit_gaussians(
+        clip, config, checkpoint=out / "checkpoint", confidence=confidence, mask=mask, on_step=on_step
+    )
     return write_scene(out, clip, splats, None, config, start)
 
 
