@@ -225,7 +225,7 @@ def reconstruct(
         float | None,
         typer.Option(
             help="Weight of a warp loss on a virtual camera between each training view and a neighbour, against "
-            "overfitting few cameras (about 1.5x the time per step); default 0.5 with --dynamic, else 0 (off)."
+            "overfitting few cameras (1.5-3.4x the time per step); default 0.5 with --dynamic, else 0 (off)."
         ),
     ] = None,
     lpips_weight: Annotated[float, typer.Option(help=LPIPS_WEIGHT_HELP)] = 0.0,

@@ -1,12 +1,10 @@
 """The pseudo-view warp loss: virtual cameras between training views, and the warp of a virtual render."""
 
-import math
-
 import numpy as np
 import pytest
 import torch
 
-from scene4d.geometry import Cameras, look_at_w2c, named_trajectory_w2c
+from scene4d.geometry import Cameras, named_trajectory_w2c
 from scene4d.geometry.rotations import rotation_error_deg
 from scene4d.io import Clip
 from scene4d.splat.fit import FitConfig, Trainer, fit_gaussians, initial_splats, sh_degree_of
@@ -15,15 +13,8 @@ from scene4d.splat.rasterize import rasterize
 from scene4d.synth import SynthConfig, make_clip
 
 
-def arc_cameras(angles_deg):
-    """Cameras on a circle of radius 4 about the origin, looking at it."""
-    eyes = [torch.tensor([4 * math.sin(math.radians(a)), -0.5, -4 * math.cos(math.radians(a))]) for a in angles_deg]
-    w2c = torch.stack([look_at_w2c(eye, torch.zeros(3), torch.tensor([0.0, -1.0, 0.0])) for eye in eyes])
-    return Cameras.from_fov(60.0, 24, 24, w2c.float())
-
-
 def test_virtual_cameras_lie_between_a_view_and_one_of_its_two_nearest_cameras():
-    cameras = arc_cameras([0.0, 15.0, 30.0, 45.0, 60.0])
+    cameras = Cameras.from_fov(60.0, 24, 24, named_trajectory_w2c("orbit-left", 5, 60.0))  # 15 degrees apart
     view = cameras[1]  # nearest: the cameras at 0 and 30 degrees
     picked = set()
     for seed in range(40):

@@ -56,7 +56,7 @@ class DynamicTrainer(Trainer):
 
     def splats(self) -> Splats:
         """The canonical splats (``Trainer.splats``); an error where the deformation field diverged too."""
-        check_finite({f"field/{name}": value for name, value in self.field.state_dict().items()}, self.step)
+        check_finite(self.extra_tensors(), self.step)
         return super().splats()
 
     def step_extra_optimizers(self) -> None:
