@@ -597,7 +597,7 @@ def director(
     ] = "THUDM/CogVideoX-5b-I2V",
     prompt: Annotated[str, typer.Option(help="cogvideox: the text prompt of every training video.")] = "",
     frames: Annotated[
-        int, typer.Option(help="cogvideox: frames per training video (4k + 1; not 49: RoPE extrapolated).")
+        int, typer.Option(help="cogvideox: frames per training video (8k + 1; not 49: RoPE extrapolated).")
     ] = COGVIDEOX_FRAMES,
 ) -> None:
     """Train a LoRA director (DimensionX S-/T-Director) on a frozen base model.
@@ -662,7 +662,7 @@ def generate(
     frames: Annotated[
         int | None,
         typer.Option(
-            help="Frames to generate, conditions included (4d: times); default 16 (cogvideox: 49, any 4k + 1; "
+            help="Frames to generate, conditions included (4d: times); default 16 (cogvideox: 49, any 8k + 1; "
             "longer videos extrapolate its 3D RoPE in time, as DimensionX's 145, with its learned position table "
             "stretched). 3d paths over 16 frames are chained on scene4d-tiny."
         ),

@@ -40,9 +40,11 @@ def fit_image(image: np.ndarray, width: int = COGVIDEOX_WIDTH, height: int = COG
 
 
 def check_frame_count(num_frames: int) -> None:
-    """CogVideoX's VAE compresses time by 4: a video has 4k + 1 frames."""
-    if num_frames < 5 or (num_frames - 1) % 4:
-        raise Scene4DError(f"CogVideoX makes 4k + 1 frames (49 by default), got {num_frames}")
+    """A CogVideoX video has 8k + 1 frames: its VAE compresses time by 4 after the first frame, and
+    diffusers' decoder gives 4k + 1 frames back only for an odd number of latent frames (4k for an
+    even one)."""
+    if num_frames < 9 or (num_frames - 1) % 8:
+        raise Scene4DError(f"CogVideoX makes 8k + 1 frames (9, 17, ..., 49 by default), got {num_frames}")
 
 
 @torch.no_grad()

@@ -140,7 +140,7 @@ def train_cogvideox_director(
 ) -> DirectorInfo:
     """Train a director on CogVideoX-5b-I2V, as DimensionX does: v-prediction on video latents with the
     first frame's latent as the image condition (the loss of diffusers' CogVideoX image-to-video
-    LoRA recipe). ``config.frame_counts`` is unused: every sample has ``num_frames`` (4k + 1) frames.
+    LoRA recipe). ``config.frame_counts`` is unused: every sample has ``num_frames`` (8k + 1) frames.
     """
     from scene4d.pipelines.cogvideox import check_frame_count
 
