@@ -667,15 +667,27 @@ def generate(
             "stretched). 3d paths over 16 frames are chained on scene4d-tiny."
         ),
     ] = None,
-    views: Annotated[int, typer.Option(help="4d: number of cameras along --trajectory.")] = 8,
+    views: Annotated[
+        int | None,
+        typer.Option(
+            help="4d: number of cameras along --trajectory; default 8 (cogvideox: 49, any 8k + 1; K views x N "
+            "times take N + 2 videos and 2 (K - 1) shorter refinements, and hold K N frames of 720 x 480 in "
+            "memory at about 5 MB each: 12 GB at 49 x 49)."
+        ),
+    ] = None,
     magnitude: Annotated[
         float | None, typer.Option(help="Size of the move (degrees or scene units); the move's default when omitted.")
     ] = None,
     motion: Annotated[
         float | None,
-        typer.Option(help="Object motion strength in [0, 1]; default 0 (frozen scene) in 3d and interp, 1 in 4d."),
+        typer.Option(
+            help="Object motion strength in [0, 1]; default 0 (frozen scene) in 3d and interp, 1 in 4d "
+            "(cogvideox 4d: none, the T-Director makes the motion)."
+        ),
     ] = None,
-    steps: Annotated[int, typer.Option(help="Denoising steps (Euler, flow matching).")] = 25,
+    steps: Annotated[
+        int, typer.Option(help="Denoising steps (Euler, flow matching; cogvideox: its pipeline's scheduler).")
+    ] = 25,
     guidance: Annotated[
         float,
         typer.Option(
@@ -713,7 +725,7 @@ def generate(
         str,
         typer.Option(
             help="scene4d-tiny (the --model folder, Plücker cameras) or cogvideox (diffusers CogVideoX-5b-I2V, "
-            "3d only: directors are LoRA files, cameras come from SfM on the frames)."
+            "3d and 4d: directors are LoRA files, cameras come from SfM on the frames)."
         ),
     ] = "scene4d-tiny",
     cogvideox: Annotated[
@@ -761,13 +773,19 @@ def generate(
 
         check_lpips(fitting["lpips_weight"], fitting["lpips_weights"])
         backend_device(backend)
-    frames = frames or (COGVIDEOX_FRAMES if backbone == "cogvideox" else SEGMENT_FRAMES)
+    if frames is None:
+        frames = COGVIDEOX_FRAMES if backbone == "cogvideox" else SEGMENT_FRAMES
     request = GenerateRequest(trajectory, frames, magnitude, steps, guidance, director, temporal_director, seed)
     if backbone == "cogvideox":
-        clip = generate_with_cogvideox(
-            images, mode, request, 0.0 if motion is None else motion, switch_step,
-            CogVideoXSettings(cogvideox, prompt, cpu_offload, vae_tiling),
-        )  # fmt: skip
+        check_cogvideox_request(images, request, cameras)
+        settings = CogVideoXSettings(cogvideox, prompt, cpu_offload, vae_tiling)
+        if mode == "4d":
+            num_views = COGVIDEOX_FRAMES if views is None else views
+            generate_4d_with_cogvideox(images, request, num_views, motion, settings, out)
+            if reconstruct:
+                fit_scene(load_multiview(out / "views"), out / "scene", iters, True, seed, **fitting)
+            return
+        clip = generate_with_cogvideox(images, mode, request, 0.0 if motion is None else motion, switch_step, settings)
         save_clip(clip, out)
         console.print(f"{len(clip)} frames written to {out} (cameras from {clip.meta['cameras_from']})")
         if reconstruct:
@@ -777,7 +795,9 @@ def generate(
     inputs = [read_image(path) for path in images]
     known = load_cameras(cameras)[0] if cameras is not None else None
     if mode == "4d":
-        generate_4d_views(bundle, inputs, request, views, 1.0 if motion is None else motion, out)
+        generate_4d_views(
+            bundle, inputs, request, 8 if views is None else views, 1.0 if motion is None else motion, out
+        )
         if reconstruct:
             fit_scene(load_multiview(out / "views"), out / "scene", iters, True, seed, **fitting)
         return
@@ -812,17 +832,23 @@ def generate_with_cogvideox(
         ASSUMED_FOV_X_DEG,
         check_frame_count,
         cogvideox_clip,
+        encoded_prompt,
         fit_image,
+        frame_size,
         generate_cogvideox_frames,
     )
     from scene4d.pipelines.generate import check_motion, plan_directors
 
-    if mode != "3d" or len(images) != 1:
-        raise Scene4DError("--backbone cogvideox makes --mode 3d videos from one image")
+    if mode != "3d":
+        raise Scene4DError(
+            "--backbone cogvideox makes --mode 3d and 4d videos; interp needs a first-and-last-frame video model "
+            "(DimensionX fine-tunes one), which CogVideoX-5b-I2V is not"
+        )
     check_frame_count(request.frames)
     check_motion(motion)
-    image = fit_image(read_image(images[0]))
+    photo = read_image(images[0])
     pipeline = load_cogvideox(CogVideoXOptions(settings.source, settings.cpu_offload, settings.vae_tiling))
+    image = fit_image(photo, *frame_size(pipeline))
     schedule = plan_directors(
         pipeline.transformer, {}, request.director, request.temporal_director, request.trajectory, motion,
         switch_step,
@@ -834,11 +860,73 @@ def generate_with_cogvideox(
     with progress:
         frames = generate_cogvideox_frames(
             pipeline, image, request.frames, request.steps, request.guidance, request.seed, schedule,
-            prompt=settings.prompt, on_step=on_step,
+            on_step=on_step, **encoded_prompt(pipeline, settings.prompt, request.guidance),
         )  # fmt: skip
     meta = {"kind": "generated", "backbone": "cogvideox", "seed": request.seed, "prompt": settings.prompt}
     meta |= {"directors": [list(phase) for phase in schedule.phases]}
     return cogvideox_clip(frames, ASSUMED_FOV_X_DEG, move, meta, motion > 0)
+
+
+def check_cogvideox_request(images: list[Path], request: "GenerateRequest", cameras: Path | None) -> None:
+    """What the CogVideoX backbone cannot take, refused before its weights load."""
+    if len(images) != 1:
+        raise Scene4DError(f"--backbone cogvideox generates from one image, got {len(images)}")
+    if cameras is not None or request.magnitude is not None:
+        raise Scene4DError("--backbone cogvideox takes no --cameras or --magnitude: its directors set the camera move")
+    for name in (request.director, request.temporal_director):
+        if name.endswith(".safetensors") and not Path(name).is_file():
+            raise Scene4DError(f"no director file {name}")
+
+
+def generate_4d_with_cogvideox(
+    images: list[Path], request: "GenerateRequest", num_views: int, motion: float | None, settings: CogVideoXSettings,
+    out: Path,
+) -> None:  # fmt: skip
+    """DimensionX's identity-preserving 4D generation on CogVideoX-5b-I2V; writes like ``generate_4d_views``."""
+    from scene4d.directors.lora import director_info
+    from scene4d.io import read_image
+    from scene4d.models.cogvideox import CogVideoXOptions, load_cogvideox
+    from scene4d.pipelines.cogvideox import check_frame_count, encoded_prompt, fit_image, frame_size
+    from scene4d.pipelines.cogvideox_4d import generate_cogvideox_4d
+    from scene4d.pipelines.four_d import FourDConfig
+    from scene4d.pipelines.generate import TEMPORAL, pick_director
+
+    if motion is not None:
+        raise Scene4DError("--backbone cogvideox takes no --motion in 4d: CogVideoX has no motion strength input")
+    check_frame_count(request.frames)
+    check_frame_count(num_views)
+    photo = read_image(images[0])
+    pipeline = load_cogvideox(CogVideoXOptions(settings.source, settings.cpu_offload, settings.vae_tiling))
+    image = fit_image(photo, *frame_size(pipeline))
+    config = FourDConfig(
+        request.trajectory, request.magnitude, num_views, request.frames, steps=request.steps, seed=request.seed,
+        spatial_director=pick_director(pipeline.transformer, {}, request.director, request.trajectory),
+        temporal_director=pick_director(pipeline.transformer, {}, request.temporal_director, TEMPORAL),
+    )  # fmt: skip
+    spatial, temporal = config.spatial_director, config.temporal_director
+    console.print(f"directors: spatial {spatial or 'the base model'}, temporal {temporal or 'the base model'}")
+    move = director_info(pipeline.transformer, spatial).trajectory if spatial is not None else None
+    text = encoded_prompt(pipeline, settings.prompt, request.guidance)
+    with progress_bar() as progress:
+        task = progress.add_task("4d", total=None)
+        result = generate_cogvideox_4d(
+            pipeline, image, config, request.guidance, text, move,
+            lambda stage, step, total: progress.update(task, description=f"4d: {stage} {step}/{total}"),
+        )  # fmt: skip
+    save_4d(result, out)
+
+
+def save_4d(result: Any, out: Path) -> None:
+    """OUT/temporal, OUT/reference and OUT/views/NN of a 4D generation, written all or nothing."""
+    from scene4d.io import save_clip
+    from scene4d.io.atomic import atomic_directory
+
+    with atomic_directory(out) as staging:
+        save_clip(result.temporal, staging / "temporal")
+        save_clip(result.reference, staging / "reference")
+        for index, view in enumerate(result.views):
+            save_clip(view, staging / "views" / f"{index:02d}")
+    console.print(f"{len(result.views)} views x {len(result.temporal)} times written to {out / 'views'}")
 
 
 def load_multiview(folder: Path) -> "Clip":
@@ -859,6 +947,10 @@ class GenerateRequest:
     director: str
     temporal_director: str
     seed: int
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise Scene4DError(f"--steps must be >= 1, got {self.steps}")
 
 
 def step_progress(label: str, total: int) -> tuple[Progress, Callable[[int, int], None]]:
@@ -925,8 +1017,6 @@ def generate_4d_views(
     bundle: Any, inputs: list, request: GenerateRequest, num_views: int, motion: float, out: Path
 ) -> None:
     """DimensionX's identity-preserving 4D generation; writes OUT/temporal, OUT/reference and OUT/views/NN."""
-    from scene4d.io import save_clip
-    from scene4d.io.atomic import atomic_directory
     from scene4d.pipelines.four_d import FourDConfig, generate_4d
     from scene4d.pipelines.generate import TEMPORAL, check_motion, pick_director, squared_images
 
@@ -947,12 +1037,7 @@ def generate_4d_views(
             bundle, image, config,
             lambda stage, step, total: progress.update(task, description=f"4d: {stage} {step}/{total}"),
         )  # fmt: skip
-    with atomic_directory(out) as staging:
-        save_clip(result.temporal, staging / "temporal")
-        save_clip(result.reference, staging / "reference")
-        for index, view in enumerate(result.views):
-            save_clip(view, staging / "views" / f"{index:02d}")
-    console.print(f"{len(result.views)} views x {len(result.temporal)} times written to {out / 'views'}")
+    save_4d(result, out)
 
 
 def fit_scene(

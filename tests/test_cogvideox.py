@@ -112,7 +112,7 @@ def test_fit_image_crops_the_centre_to_cogvideox_aspect():
 
     columns = np.linspace(0, 1, 600, dtype=np.float32)
     image = np.repeat(np.repeat(columns[None, :, None], 300, axis=0), 3, axis=2)  # 300 x 600, brightness = column
-    fitted = fit_image(image)
+    fitted = fit_image(image, 720, 480)
     assert fitted.shape == (480, 720, 3)
     # a 3:2 crop of a 2:1 image keeps columns 75..524; the output's edge columns sample their ends
     assert fitted[240, 0, 0] == pytest.approx(columns[75], abs=2e-3)

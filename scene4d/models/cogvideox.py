@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -60,6 +61,17 @@ def prompt_embedding(pipeline, prompt: str) -> torch.Tensor:
     """[1, L, D] T5 embedding of ``prompt`` with the pipeline's own text encoder."""
     embeds, _ = pipeline.encode_prompt(prompt, do_classifier_free_guidance=False)
     return embeds
+
+
+def video_latents(pipeline, videos: np.ndarray, generator: torch.Generator) -> Tensor:
+    """Scaled latents [B, F, C, h, w] (the layout of the pipeline's denoising loop) of ``videos``
+    [B, T, H, W, 3] in [0, 1], sampled from the encoder's distribution, on the device the pipeline
+    runs on (with model CPU offload the VAE itself waits on the CPU between calls)."""
+    vae = pipeline.vae
+    pixels = torch.from_numpy(videos).permute(0, 4, 1, 2, 3) * 2 - 1  # [B, 3, T, H, W]
+    pixels = pixels.to(pipeline._execution_device, vae.dtype)
+    latents = vae.encode(pixels).latent_dist.sample(generator) * vae.config.scaling_factor
+    return latents.permute(0, 2, 1, 3, 4)
 
 
 @contextmanager

@@ -1,17 +1,22 @@
 """DimensionX on CogVideoX: an image -> a video steered by LoRA directors, with a per-step schedule.
 
 diffusers runs the denoising loop; its ``callback_on_step_end`` switches the active director
-after every step, so Switch-Once (S-Director first, then T-Director) needs no loop of our own.
+after every step, so Switch-Once (S-Director first, then T-Director) needs no loop of our own. The
+same callback applies latent hooks (DimensionX eq. 5's blending), and a schedule cut to its last
+steps with a start noised to that level gives SDEdit (eq. 4 and 6), which the image-to-video
+pipeline has no ``strength`` for.
 CogVideoX takes no cameras: a 3D clip's cameras come from SfM on the generated frames
 (``curate.sfm``), and fall back to the S-Director's own move when SfM cannot register them.
 Frame counts other than CogVideoX's 49 rely on its 3D RoPE extrapolating (DimensionX reaches 145), with
 the learned position table stretched (``models.cogvideox.positions_for``).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from scene4d.curate.sfm import SfMResult, estimate_cameras
 from scene4d.directors.lora import activate, restoring_director
@@ -22,11 +27,18 @@ from scene4d.io import Clip
 from scene4d.io.media import to_uint8
 from scene4d.models.cogvideox import positions_for
 
-COGVIDEOX_WIDTH, COGVIDEOX_HEIGHT = 720, 480  # the frame size CogVideoX-5b-I2V was trained at
 ASSUMED_FOV_X_DEG = 55.0  # CogVideoX's frames carry no intrinsics; SfM fixes this field of view
 
+LatentHook = Callable[[int, Tensor, Tensor], Tensor]  # (step, timestep, latents) -> latents, before that step
 
-def fit_image(image: np.ndarray, width: int = COGVIDEOX_WIDTH, height: int = COGVIDEOX_HEIGHT) -> np.ndarray:
+
+def frame_size(pipeline) -> tuple[int, int]:
+    """(width, height) of the frames the pipeline's transformer was trained on (720 x 480 for CogVideoX-5b-I2V)."""
+    config, scale = pipeline.transformer.config, pipeline.vae_scale_factor_spatial
+    return config.sample_width * scale, config.sample_height * scale
+
+
+def fit_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
     """The centred crop of ``image`` [H, W, 3] with the aspect ``width : height``, resized to that size."""
     import cv2
 
@@ -48,6 +60,41 @@ def check_frame_count(num_frames: int) -> None:
 
 
 @torch.no_grad()
+def encoded_prompt(pipeline, prompt: str, guidance: float) -> dict[str, Tensor | None]:
+    """The pipeline's prompt keywords with the T5 embeddings [1, L, D] computed once (and the empty
+    negative prompt's when ``guidance`` > 1), for many videos of one prompt."""
+    embeds, negative = pipeline.encode_prompt(prompt, do_classifier_free_guidance=guidance > 1.0)
+    return {"prompt_embeds": embeds, "negative_prompt_embeds": negative}
+
+
+@contextmanager
+def skipping_steps(scheduler, first_step: int) -> Iterator[None]:
+    """Within the block, ``scheduler.set_timesteps`` keeps only the timesteps from ``first_step`` on, so a
+    diffusers pipeline denoises the last steps of its schedule (SDEdit) with the step sizes of the whole."""
+    if first_step == 0:
+        yield
+        return
+    set_all = scheduler.set_timesteps
+
+    def set_last(*args, **kwargs) -> None:
+        set_all(*args, **kwargs)
+        scheduler.timesteps = scheduler.timesteps[first_step:]
+
+    scheduler.set_timesteps = set_last
+    try:
+        yield
+    finally:
+        del scheduler.set_timesteps  # the class's method again
+
+
+def noised_to_step(scheduler, clean: Tensor, noise: Tensor, steps: int, first_step: int) -> Tensor:
+    """DimensionX eq. 4: ``sqrt(a_t) z_0 + sqrt(1 - a_t) eps`` [B, F, C, h, w] at the timestep t that step
+    ``first_step`` of a ``steps`` schedule starts from (the scheduler's DDPM forward process)."""
+    scheduler.set_timesteps(steps)
+    return scheduler.add_noise(clean, noise.to(clean), scheduler.timesteps[first_step])
+
+
+@torch.no_grad()
 def generate_cogvideox_frames(
     pipeline,
     image: np.ndarray,  # [H, W, 3] in [0, 1], H and W multiples of 16
@@ -57,27 +104,53 @@ def generate_cogvideox_frames(
     seed: int,
     schedule: DirectorSchedule,
     prompt: str | None = None,
-    prompt_embeds: torch.Tensor | None = None,  # [1, L, D] instead of a prompt (no text encoder needed)
+    prompt_embeds: Tensor | None = None,  # [1, L, D] instead of a prompt (no text encoder needed)
+    negative_prompt_embeds: Tensor | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    *,
+    start: Tensor | None = None,  # [1, F, C, h, w] latents already noised to the level of ``first_step``
+    first_step: int = 0,
+    hooks: Sequence[LatentHook] = (),
 ) -> np.ndarray:
-    """Frames [T, H, W, 3] in [0, 1]; ``schedule`` names the director of every denoising step."""
+    """Frames [T, H, W, 3] in [0, 1]; ``schedule`` names the director of every denoising step.
+
+    ``start`` replaces the initial noise; with ``first_step`` > 0 only the steps from there on run, from
+    ``start`` (SDEdit). Before every step but
+    the first, each of ``hooks`` maps ``(step, timestep, latents)`` to new latents. Step indices of the
+    schedule, the hooks and ``on_step(i, n)`` count the ``n`` steps run.
+    """
     from PIL import Image
 
     check_frame_count(num_frames)
+    if not 0 <= first_step < steps:
+        raise Scene4DError(f"the first step run must lie in [0, {steps}), got {first_step}")
+    if start is None and first_step > 0:
+        raise Scene4DError("a schedule cut to its last steps needs start latents noised to that level")
     height, width = image.shape[:2]
+    runs = steps - first_step
 
-    def switch(pipe, step: int, timestep, tensors: dict) -> dict:
-        activate(pipe.transformer, schedule.director_at(step + 1))
+    def between_steps(pipe, index: int, timestep, tensors: dict) -> dict:
+        step = index + 1
+        activate(pipe.transformer, schedule.director_at(step))
         if on_step is not None:
-            on_step(step + 1, steps)
+            on_step(step, runs)
+        if step < runs:
+            for hook in hooks:
+                tensors["latents"] = hook(step, pipe.scheduler.timesteps[step], tensors["latents"])
         return tensors
 
-    with restoring_director(pipeline.transformer), positions_for(pipeline.transformer, num_frames):
-        activate(pipeline.transformer, schedule.director_at(0))
+    transformer = pipeline.transformer
+    with (
+        restoring_director(transformer),
+        positions_for(transformer, num_frames),
+        skipping_steps(pipeline.scheduler, first_step),
+    ):
+        activate(transformer, schedule.director_at(0))
         output = pipeline(
             image=Image.fromarray(to_uint8(image)),
             prompt=prompt,
             prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
             height=height,
             width=width,
             num_frames=num_frames,
@@ -85,8 +158,9 @@ def generate_cogvideox_frames(
             guidance_scale=guidance,
             use_dynamic_cfg=guidance > 1.0,
             generator=torch.Generator().manual_seed(seed),
+            latents=start,
             output_type="np",
-            callback_on_step_end=switch,
+            callback_on_step_end=between_steps,
         )
     return np.asarray(output.frames[0], dtype=np.float32)
 

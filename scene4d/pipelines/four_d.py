@@ -48,7 +48,7 @@ class FourDConfig:
     motion: float = 1.0  # motion strength of the temporal video
     steps: int = 25
     share_reference: bool = True  # eq. 4-5; False: every time's views start from their own noise
-    reference_strength: float = 0.8  # eq. 4: the sigma the shared start sits at
+    reference_strength: float = 0.8  # eq. 4: the share of the steps the shared start runs (here: from sigma 0.8)
     blend_lambda: float = 0.5  # eq. 5; 1 = no blending
     blend_steps: int = 3  # eq. 5 blends the latents of the first denoising steps
     refine_strengths: tuple[float, ...] = (0.5, 0.3)  # eq. 6 at t0, then repeated at a middle level; () = off
@@ -90,18 +90,22 @@ def reference_index(frames: np.ndarray, threshold_px: float = 0.5) -> int:
     return int(np.argmax(scores))
 
 
-def blend_hook(reference: Tensor, noise: Tensor, weight: float, steps: int) -> Callable[[int, Tensor, Tensor], Tensor]:
-    """Eq. 5: ``z = lambda z + (1 - lambda) z_ref,sigma`` on the latents the first ``steps`` steps denoised.
+def blend_hook(
+    reference: Tensor, noise: Tensor, weight: float, steps: int,
+    forward_noise: Callable[[Tensor, Tensor, Tensor], Tensor] = noisy_latents,
+) -> Callable[[int, Tensor, Tensor], Tensor]:  # fmt: skip
+    """Eq. 5: ``z = lambda z + (1 - lambda) z_ref,t`` on the latents the first ``steps`` steps denoised.
 
     A hook runs before a step, so step ``i`` blends what step ``i - 1`` made (at step 0 the
-    latents are still the shared start). ``z_ref,sigma = (1 - sigma) z_ref + sigma eps`` is the
-    reference latent forward-noised with the shared noise to the current level.
+    latents are still the shared start). ``z_ref,t = forward_noise(z_ref, eps, t)`` is the reference
+    latent forward-noised with the shared noise to the current level: ``(1 - sigma) z_ref + sigma eps``
+    under flow matching (the default), a scheduler's ``add_noise`` under DDPM (CogVideoX).
     """
 
-    def blend(step: int, sigma: Tensor, latents: Tensor) -> Tensor:
+    def blend(step: int, level: Tensor, latents: Tensor) -> Tensor:
         if not 1 <= step <= steps:
             return latents
-        return weight * latents + (1 - weight) * noisy_latents(reference, noise, sigma)
+        return weight * latents + (1 - weight) * forward_noise(reference, noise, level)
 
     return blend
 

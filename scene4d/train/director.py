@@ -32,7 +32,7 @@ from scene4d.geometry.trajectories import nearest_move, pose_change
 from scene4d.io import load_clip
 from scene4d.io.checkpoints import save_checkpoint
 from scene4d.models.bundle import ModelBundle
-from scene4d.models.cogvideox import positions_for
+from scene4d.models.cogvideox import positions_for, video_latents
 from scene4d.train.data import find_clip_folders, load_latent_clips
 from scene4d.train.model import SampleSource, TrainConfig, matching_checkpoint, restore_progress
 from scene4d.train.state import optimizer_tensors
@@ -162,14 +162,13 @@ def train_cogvideox_director(
 def cogvideox_sample(folder: Path, num_frames: int, pipeline, rng: np.random.Generator) -> np.ndarray:
     """``num_frames`` consecutive frames [T, H, W, 3] of a clip (from a random start), fitted to the
     pipeline's frame size."""
-    from scene4d.pipelines.cogvideox import fit_image
+    from scene4d.pipelines.cogvideox import fit_image, frame_size
 
     frames = load_clip(folder).frames
     if len(frames) < num_frames:
         raise Scene4DError(f"clip {folder} has {len(frames)} frames, fewer than --frames {num_frames}")
     start = int(rng.integers(len(frames) - num_frames + 1))
-    height = pipeline.transformer.config.sample_height * pipeline.vae_scale_factor_spatial
-    width = pipeline.transformer.config.sample_width * pipeline.vae_scale_factor_spatial
+    width, height = frame_size(pipeline)
     return np.stack([fit_image(frame, width, height) for frame in frames[start : start + num_frames]])
 
 
@@ -177,13 +176,11 @@ def cogvideox_loss(
     pipeline, videos: np.ndarray, prompt_embeds: torch.Tensor, generator: torch.Generator
 ) -> torch.Tensor:
     """Weighted x0 error of CogVideoX's v-prediction at random DDPM timesteps; ``videos`` [B, T, H, W, 3]."""
-    transformer, vae, scheduler = pipeline.transformer, pipeline.vae, pipeline.scheduler
+    transformer, scheduler = pipeline.transformer, pipeline.scheduler
     device, dtype = transformer.device, transformer.dtype
-    pixels = (torch.from_numpy(videos).permute(0, 4, 1, 2, 3) * 2 - 1).to(device, dtype)  # [B, 3, T, H, W]
     with torch.no_grad():
-        latents = vae.encode(pixels).latent_dist.sample(generator) * vae.config.scaling_factor
-        first = vae.encode(pixels[:, :, :1]).latent_dist.sample(generator) * vae.config.scaling_factor
-    latents, first = latents.permute(0, 2, 1, 3, 4), first.permute(0, 2, 1, 3, 4)  # [B, F, C, h, w]
+        latents = video_latents(pipeline, videos, generator)  # [B, F, C, h, w]
+        first = video_latents(pipeline, videos[:, :1], generator)
     image_latents = torch.cat([first, torch.zeros_like(latents[:, 1:])], dim=1)
     batch, frames = latents.shape[:2]
     timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator).to(device)
