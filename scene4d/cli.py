@@ -612,11 +612,11 @@ def director(
         raise Scene4DError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
     config = DirectorTrainConfig(kind, trajectory, rank, alpha, steps, lr, batch_size, seed=seed)
     if backbone == "cogvideox":
-        from scene4d.models.cogvideox import CogVideoXOptions, load_cogvideox, prompt_embedding
+        from scene4d.models.cogvideox import CogVideoXOptions, encoded_prompt, load_cogvideox
         from scene4d.train.director import train_cogvideox_director
 
         pipeline = load_cogvideox(CogVideoXOptions(cogvideox))
-        prompt_embeds = prompt_embedding(pipeline, prompt)
+        prompt_embeds = encoded_prompt(pipeline, prompt, 1.0)["prompt_embeds"]
 
         def run(on_step: Callable[[int, float], None]) -> None:
             train_cogvideox_director(config, pipeline, prompt_embeds, data, out, frames, on_step)
@@ -827,12 +827,11 @@ def generate_with_cogvideox(
     """DimensionX on CogVideoX-5b-I2V: LoRA directors (Switch-Once with --motion > 0), cameras by SfM."""
     from scene4d.directors.lora import director_info
     from scene4d.io import read_image
-    from scene4d.models.cogvideox import CogVideoXOptions, load_cogvideox
+    from scene4d.models.cogvideox import CogVideoXOptions, encoded_prompt, load_cogvideox
     from scene4d.pipelines.cogvideox import (
         ASSUMED_FOV_X_DEG,
         check_frame_count,
         cogvideox_clip,
-        encoded_prompt,
         fit_image,
         frame_size,
         generate_cogvideox_frames,
@@ -885,8 +884,8 @@ def generate_4d_with_cogvideox(
     """DimensionX's identity-preserving 4D generation on CogVideoX-5b-I2V; writes like ``generate_4d_views``."""
     from scene4d.directors.lora import director_info
     from scene4d.io import read_image
-    from scene4d.models.cogvideox import CogVideoXOptions, load_cogvideox
-    from scene4d.pipelines.cogvideox import check_frame_count, encoded_prompt, fit_image, frame_size
+    from scene4d.models.cogvideox import CogVideoXOptions, encoded_prompt, load_cogvideox
+    from scene4d.pipelines.cogvideox import check_frame_count, fit_image, frame_size
     from scene4d.pipelines.cogvideox_4d import generate_cogvideox_4d
     from scene4d.pipelines.four_d import FourDConfig
     from scene4d.pipelines.generate import TEMPORAL, pick_director

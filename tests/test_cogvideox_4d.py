@@ -11,8 +11,8 @@ from test_directors import dimensionx_lora_file
 from scene4d.directors.lora import active_director, load_director
 from scene4d.directors.schedule import single
 from scene4d.errors import Scene4DError
-from scene4d.models.cogvideox import video_latents
-from scene4d.pipelines.cogvideox import encoded_prompt, generate_cogvideox_frames, noised_to_step
+from scene4d.models.cogvideox import encoded_prompt, video_latents
+from scene4d.pipelines.cogvideox import generate_cogvideox_frames, noised_to_step
 from scene4d.pipelines.cogvideox_4d import generate_cogvideox_4d, refine_view
 from scene4d.pipelines.four_d import FourDConfig, blend_hook
 
@@ -227,7 +227,7 @@ def run_generate(tmp_path, monkeypatch, *options: str, photo: str = "photo.png")
     image, embeds, _ = tiny_inputs()
     loads = []
     monkeypatch.setattr("scene4d.models.cogvideox.load_cogvideox", lambda options: loads.append(options) or pipeline)
-    monkeypatch.setattr("scene4d.pipelines.cogvideox.encoded_prompt", lambda *args: {"prompt_embeds": embeds})
+    monkeypatch.setattr("scene4d.models.cogvideox.encoded_prompt", lambda *args: {"prompt_embeds": embeds})
     for seed, name in enumerate(("orbit-left", "temporal")):
         dimensionx_lora_file(tmp_path / f"{name}.safetensors", pipeline.transformer, rank=4, seed=seed)
     write_image(tmp_path / "photo.png", image)

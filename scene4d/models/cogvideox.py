@@ -57,10 +57,12 @@ def load_cogvideox(options: CogVideoXOptions):
     return pipeline
 
 
-def prompt_embedding(pipeline, prompt: str) -> torch.Tensor:
-    """[1, L, D] T5 embedding of ``prompt`` with the pipeline's own text encoder."""
-    embeds, _ = pipeline.encode_prompt(prompt, do_classifier_free_guidance=False)
-    return embeds
+@torch.no_grad()
+def encoded_prompt(pipeline, prompt: str, guidance: float) -> dict[str, Tensor | None]:
+    """The pipeline's prompt keywords with the T5 embeddings [1, L, D] computed once (and the empty
+    negative prompt's when ``guidance`` > 1), for many videos of one prompt."""
+    embeds, negative = pipeline.encode_prompt(prompt, do_classifier_free_guidance=guidance > 1.0)
+    return {"prompt_embeds": embeds, "negative_prompt_embeds": negative}
 
 
 def video_latents(pipeline, videos: np.ndarray, generator: torch.Generator) -> Tensor:

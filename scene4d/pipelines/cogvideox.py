@@ -59,14 +59,6 @@ def check_frame_count(num_frames: int) -> None:
         raise Scene4DError(f"CogVideoX makes 8k + 1 frames (9, 17, ..., 49 by default), got {num_frames}")
 
 
-@torch.no_grad()
-def encoded_prompt(pipeline, prompt: str, guidance: float) -> dict[str, Tensor | None]:
-    """The pipeline's prompt keywords with the T5 embeddings [1, L, D] computed once (and the empty
-    negative prompt's when ``guidance`` > 1), for many videos of one prompt."""
-    embeds, negative = pipeline.encode_prompt(prompt, do_classifier_free_guidance=guidance > 1.0)
-    return {"prompt_embeds": embeds, "negative_prompt_embeds": negative}
-
-
 @contextmanager
 def skipping_steps(scheduler, first_step: int) -> Iterator[None]:
     """Within the block, ``scheduler.set_timesteps`` keeps only the timesteps from ``first_step`` on, so a
