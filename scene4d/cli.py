@@ -599,6 +599,13 @@ def director(
     frames: Annotated[
         int, typer.Option(help="cogvideox: frames per training video (8k + 1; not 49: RoPE extrapolated).")
     ] = COGVIDEOX_FRAMES,
+    last_frame: Annotated[
+        bool,
+        typer.Option(
+            help="cogvideox: condition on the last frame too, for an S-Director of a first-and-last-frame "
+            "interpolation model (--cogvideox names it), as DimensionX's sparse-view directors."
+        ),
+    ] = False,
 ) -> None:
     """Train a LoRA director (DimensionX S-/T-Director) on a frozen base model.
 
@@ -610,6 +617,8 @@ def director(
         raise Scene4DError(f"--out must name a .safetensors file, got {out}")
     if backbone not in BACKBONES:
         raise Scene4DError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
+    if last_frame and backbone != "cogvideox":
+        raise Scene4DError("--last-frame is for --backbone cogvideox: the scene4d model conditions on any frames")
     config = DirectorTrainConfig(kind, trajectory, rank, alpha, steps, lr, batch_size, seed=seed)
     if backbone == "cogvideox":
         from scene4d.models.cogvideox import CogVideoXOptions, encoded_prompt, load_cogvideox
@@ -619,7 +628,7 @@ def director(
         prompt_embeds = encoded_prompt(pipeline, prompt, 1.0)["prompt_embeds"]
 
         def run(on_step: Callable[[int, float], None]) -> None:
-            train_cogvideox_director(config, pipeline, prompt_embeds, data, out, frames, on_step)
+            train_cogvideox_director(config, pipeline, prompt_embeds, data, out, frames, on_step, last_frame)
     else:
         from scene4d.models.bundle import load_bundle
         from scene4d.train.director import train_director
@@ -699,7 +708,8 @@ def generate(
         str,
         typer.Option(
             help="S-Director: auto (the one shipped for the move: --trajectory, or in interp the move matching "
-            "the two views), none (the base model), a shipped name, or a .safetensors LoRA file."
+            "the two views; cogvideox: the one in --director-dir), none (the base model), a shipped name, or a "
+            ".safetensors LoRA file."
         ),
     ] = "auto",
     temporal_director: Annotated[
@@ -724,14 +734,24 @@ def generate(
     backbone: Annotated[
         str,
         typer.Option(
-            help="scene4d-tiny (the --model folder, Plücker cameras) or cogvideox (diffusers CogVideoX-5b-I2V, "
-            "3d and 4d: directors are LoRA files, cameras come from SfM on the frames)."
+            help="scene4d-tiny (the --model folder, Plücker cameras) or cogvideox (diffusers CogVideoX-5b-I2V; "
+            "interp needs a first-and-last-frame model fine-tuned from it as --cogvideox: directors are LoRA files, "
+            "cameras come from SfM on the frames)."
         ),
     ] = "scene4d-tiny",
     cogvideox: Annotated[
         str, typer.Option(help="cogvideox: a local folder or a cached diffusers id of the weights.")
     ] = "THUDM/CogVideoX-5b-I2V",
     prompt: Annotated[str, typer.Option(help="cogvideox: the text prompt.")] = "",
+    director_dir: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            file_okay=False,
+            help="cogvideox: a folder of LoRA directors named by move (orbit-left.safetensors, or DimensionX's "
+            "orbit_left_lora_weights.safetensors) and temporal.safetensors; `auto` and names pick from it.",
+        ),
+    ] = None,
     cpu_offload: Annotated[
         bool, typer.Option(help="cogvideox: diffusers model CPU offload (less GPU memory).")
     ] = False,
@@ -751,6 +771,7 @@ def generate(
     The first frame is the first image as given; the camera path starts there. With more
     images the model sees several clean condition views (masked latent conditioning).
     """
+    from scene4d.directors.lora import director_files
     from scene4d.io import load_cameras, read_image, save_clip
     from scene4d.models.bundle import load_bundle
     from scene4d.pipelines.generate import SEGMENT_FRAMES
@@ -777,15 +798,19 @@ def generate(
         frames = COGVIDEOX_FRAMES if backbone == "cogvideox" else SEGMENT_FRAMES
     request = GenerateRequest(trajectory, frames, magnitude, steps, guidance, director, temporal_director, seed)
     if backbone == "cogvideox":
-        check_cogvideox_request(images, request, cameras)
-        settings = CogVideoXSettings(cogvideox, prompt, cpu_offload, vae_tiling)
+        shipped = {} if director_dir is None else director_files(director_dir)
+        check_cogvideox_request(images, mode, request, cameras, shipped)
+        settings = CogVideoXSettings(cogvideox, prompt, cpu_offload, vae_tiling, shipped)
         if mode == "4d":
             num_views = COGVIDEOX_FRAMES if views is None else views
             generate_4d_with_cogvideox(images, request, num_views, motion, settings, out)
             if reconstruct:
                 fit_scene(load_multiview(out / "views"), out / "scene", iters, True, seed, **fitting)
             return
-        clip = generate_with_cogvideox(images, mode, request, 0.0 if motion is None else motion, switch_step, settings)
+        if mode == "interp":
+            clip = interpolate_with_cogvideox(images, request, settings)
+        else:
+            clip = generate_with_cogvideox(images, request, 0.0 if motion is None else motion, switch_step, settings)
         save_clip(clip, out)
         console.print(f"{len(clip)} frames written to {out} (cameras from {clip.meta['cameras_from']})")
         if reconstruct:
@@ -818,43 +843,47 @@ class CogVideoXSettings:
     prompt: str
     cpu_offload: bool
     vae_tiling: bool
+    directors: dict[str, Path]  # director files by name (``directors.lora.director_files``)
+
+
+def open_cogvideox(images: list[Path], settings: CogVideoXSettings) -> tuple[Any, list]:
+    """The pipeline and the images fitted to its frame size; the images are read first, so a bad path
+    fails before minutes of loading weights."""
+    from scene4d.io import read_image
+    from scene4d.models.cogvideox import CogVideoXOptions, load_cogvideox
+    from scene4d.pipelines.cogvideox import fit_image, frame_size
+
+    photos = [read_image(path) for path in images]
+    pipeline = load_cogvideox(CogVideoXOptions(settings.source, settings.cpu_offload, settings.vae_tiling))
+    return pipeline, [fit_image(photo, *frame_size(pipeline)) for photo in photos]
+
+
+def camera_move(transformer: Any, name: str | None) -> str | None:
+    """The move of a loaded S-Director: its header's, else its name when that names a move (a file of a
+    --director-dir); the cameras when SfM cannot register the frames."""
+    from scene4d.directors.lora import director_info
+    from scene4d.geometry import TRAJECTORY_NAMES
+
+    if name is None:
+        return None
+    return director_info(transformer, name).trajectory or (name if name in TRAJECTORY_NAMES else None)
 
 
 def generate_with_cogvideox(
-    images: list[Path], mode: str, request: "GenerateRequest", motion: float, switch_step: int,
-    settings: CogVideoXSettings,
-) -> "Clip":  # fmt: skip
+    images: list[Path], request: "GenerateRequest", motion: float, switch_step: int, settings: CogVideoXSettings
+) -> "Clip":
     """DimensionX on CogVideoX-5b-I2V: LoRA directors (Switch-Once with --motion > 0), cameras by SfM."""
-    from scene4d.directors.lora import director_info
-    from scene4d.io import read_image
-    from scene4d.models.cogvideox import CogVideoXOptions, encoded_prompt, load_cogvideox
-    from scene4d.pipelines.cogvideox import (
-        ASSUMED_FOV_X_DEG,
-        check_frame_count,
-        cogvideox_clip,
-        fit_image,
-        frame_size,
-        generate_cogvideox_frames,
-    )
+    from scene4d.models.cogvideox import encoded_prompt
+    from scene4d.pipelines.cogvideox import ASSUMED_FOV_X_DEG, cogvideox_clip, generate_cogvideox_frames
     from scene4d.pipelines.generate import check_motion, plan_directors
 
-    if mode != "3d":
-        raise Scene4DError(
-            "--backbone cogvideox makes --mode 3d and 4d videos; interp needs a first-and-last-frame video model "
-            "(DimensionX fine-tunes one), which CogVideoX-5b-I2V is not"
-        )
-    check_frame_count(request.frames)
     check_motion(motion)
-    photo = read_image(images[0])
-    pipeline = load_cogvideox(CogVideoXOptions(settings.source, settings.cpu_offload, settings.vae_tiling))
-    image = fit_image(photo, *frame_size(pipeline))
+    pipeline, (image,) = open_cogvideox(images, settings)
     schedule = plan_directors(
-        pipeline.transformer, {}, request.director, request.temporal_director, request.trajectory, motion,
-        switch_step,
+        pipeline.transformer, settings.directors, request.director, request.temporal_director, request.trajectory,
+        motion, switch_step,
     )  # fmt: skip
-    console.print(f"directors: {schedule.describe()} (no directors ship for CogVideoX: pass LoRA files)")
-    spatial = schedule.phases[0][1]
-    move = director_info(pipeline.transformer, spatial).trajectory if spatial is not None else None
+    console.print(f"directors: {schedule.describe()}")
     progress, on_step = step_progress("generate", request.steps)
     with progress:
         frames = generate_cogvideox_frames(
@@ -863,18 +892,56 @@ def generate_with_cogvideox(
         )  # fmt: skip
     meta = {"kind": "generated", "backbone": "cogvideox", "seed": request.seed, "prompt": settings.prompt}
     meta |= {"directors": [list(phase) for phase in schedule.phases]}
+    move = camera_move(pipeline.transformer, schedule.phases[0][1])
     return cogvideox_clip(frames, ASSUMED_FOV_X_DEG, move, meta, motion > 0)
 
 
-def check_cogvideox_request(images: list[Path], request: "GenerateRequest", cameras: Path | None) -> None:
+def interpolate_with_cogvideox(images: list[Path], request: "GenerateRequest", settings: CogVideoXSettings) -> "Clip":
+    """The views between two images on a first-and-last-frame CogVideoX model (DimensionX sec. 3.3): the move
+    read off the two images picks the S-Director of --director-dir (adaptive trajectory planning)."""
+    from scene4d.directors.schedule import single
+    from scene4d.geometry import Cameras
+    from scene4d.geometry.trajectories import nearest_move
+    from scene4d.models.cogvideox import encoded_prompt
+    from scene4d.pipelines.cogvideox import ASSUMED_FOV_X_DEG, cogvideox_clip, generate_cogvideox_frames
+    from scene4d.pipelines.generate import pick_director
+    from scene4d.pipelines.interpolate import relative_motion
+
+    pipeline, (first, last) = open_cogvideox(images, settings)
+    height, width = first.shape[:2]
+    K = Cameras.from_fov(ASSUMED_FOV_X_DEG, width, height).K[0]  # noqa: N806
+    move, size = nearest_move(*relative_motion(first, last, K))
+    spatial = pick_director(pipeline.transformer, settings.directors, request.director, move)
+    console.print(f"the views differ by {move} ({size:.3g}); director: {spatial or 'none (the model alone)'}")
+    progress, on_step = step_progress("interpolate", request.steps)
+    with progress:
+        frames = generate_cogvideox_frames(
+            pipeline, first, request.frames, request.steps, request.guidance, request.seed, single(spatial),
+            on_step=on_step, last_image=last, **encoded_prompt(pipeline, settings.prompt, request.guidance),
+        )  # fmt: skip
+    frames[0], frames[-1] = first, last
+    meta = {"kind": "generated", "backbone": "cogvideox", "seed": request.seed, "prompt": settings.prompt}
+    meta |= {"matched_move": move, "condition_frames": [0, len(frames) - 1], "directors": [[0, spatial]]}
+    return cogvideox_clip(frames, ASSUMED_FOV_X_DEG, camera_move(pipeline.transformer, spatial), meta, False)
+
+
+def check_cogvideox_request(
+    images: list[Path], mode: str, request: "GenerateRequest", cameras: Path | None, directors: dict[str, Path]
+) -> None:  # fmt: skip
     """What the CogVideoX backbone cannot take, refused before its weights load."""
-    if len(images) != 1:
-        raise Scene4DError(f"--backbone cogvideox generates from one image, got {len(images)}")
+    from scene4d.pipelines.cogvideox import check_frame_count
+
+    wanted = 2 if mode == "interp" else 1
+    if len(images) != wanted:
+        raise Scene4DError(f"--backbone cogvideox --mode {mode} takes {wanted} image(s), got {len(images)}")
     if cameras is not None or request.magnitude is not None:
         raise Scene4DError("--backbone cogvideox takes no --cameras or --magnitude: its directors set the camera move")
+    check_frame_count(request.frames)
     for name in (request.director, request.temporal_director):
         if name.endswith(".safetensors") and not Path(name).is_file():
             raise Scene4DError(f"no director file {name}")
+        if name not in ("auto", "none") and not name.endswith(".safetensors") and name not in directors:
+            raise Scene4DError(f"no director {name!r} in --director-dir ({', '.join(directors) or 'none given'})")
 
 
 def generate_4d_with_cogvideox(
@@ -882,34 +949,29 @@ def generate_4d_with_cogvideox(
     out: Path,
 ) -> None:  # fmt: skip
     """DimensionX's identity-preserving 4D generation on CogVideoX-5b-I2V; writes like ``generate_4d_views``."""
-    from scene4d.directors.lora import director_info
-    from scene4d.io import read_image
-    from scene4d.models.cogvideox import CogVideoXOptions, encoded_prompt, load_cogvideox
-    from scene4d.pipelines.cogvideox import check_frame_count, fit_image, frame_size
+    from scene4d.models.cogvideox import encoded_prompt
+    from scene4d.pipelines.cogvideox import check_frame_count
     from scene4d.pipelines.cogvideox_4d import generate_cogvideox_4d
     from scene4d.pipelines.four_d import FourDConfig
     from scene4d.pipelines.generate import TEMPORAL, pick_director
 
     if motion is not None:
         raise Scene4DError("--backbone cogvideox takes no --motion in 4d: CogVideoX has no motion strength input")
-    check_frame_count(request.frames)
     check_frame_count(num_views)
-    photo = read_image(images[0])
-    pipeline = load_cogvideox(CogVideoXOptions(settings.source, settings.cpu_offload, settings.vae_tiling))
-    image = fit_image(photo, *frame_size(pipeline))
+    pipeline, (image,) = open_cogvideox(images, settings)
+    shipped = settings.directors
     config = FourDConfig(
         request.trajectory, request.magnitude, num_views, request.frames, steps=request.steps, seed=request.seed,
-        spatial_director=pick_director(pipeline.transformer, {}, request.director, request.trajectory),
-        temporal_director=pick_director(pipeline.transformer, {}, request.temporal_director, TEMPORAL),
+        spatial_director=pick_director(pipeline.transformer, shipped, request.director, request.trajectory),
+        temporal_director=pick_director(pipeline.transformer, shipped, request.temporal_director, TEMPORAL),
     )  # fmt: skip
     spatial, temporal = config.spatial_director, config.temporal_director
     console.print(f"directors: spatial {spatial or 'the base model'}, temporal {temporal or 'the base model'}")
-    move = director_info(pipeline.transformer, spatial).trajectory if spatial is not None else None
     text = encoded_prompt(pipeline, settings.prompt, request.guidance)
     with progress_bar() as progress:
         task = progress.add_task("4d", total=None)
         result = generate_cogvideox_4d(
-            pipeline, image, config, request.guidance, text, move,
+            pipeline, image, config, request.guidance, text, camera_move(pipeline.transformer, spatial),
             lambda stage, step, total: progress.update(task, description=f"4d: {stage} {step}/{total}"),
         )  # fmt: skip
     save_4d(result, out)

@@ -162,3 +162,62 @@ def test_a_director_trains_on_cogvideox_and_only_its_lora_moves(tmp_path):
     load_director(fresh, tmp_path / "t.safetensors", "temporal")
     for key, value in director_state(fresh, "temporal").items():
         torch.testing.assert_close(value, trained[key].half().float())
+
+
+def test_an_interpolation_model_sees_the_last_image_as_the_last_latent_frame():
+    pipeline = tiny_pipeline()
+    conditions = []
+    pipeline.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: conditions.append(kwargs["hidden_states"][:, :, 4:].clone()), with_kwargs=True
+    )
+    rng = np.random.default_rng(0)
+    first, last = (rng.random((32, 32, 3)).astype(np.float32) for _ in range(2))
+    embeds = torch.randn(1, 4, 16, generator=torch.Generator().manual_seed(1))
+    for image, end in ((first, last), (last, None), (first, None)):
+        generate_cogvideox_frames(pipeline, image, 9, 1, 1.0, 0, single(None), prompt_embeds=embeds, last_image=end)
+    both, last_alone, first_alone = conditions  # [1, 3, 4, 4, 4] image latents seen by the transformer
+    torch.testing.assert_close(both[:, -1], last_alone[:, 0])  # encoded as diffusers encodes a condition image
+    torch.testing.assert_close(both[:, 0], first_alone[:, 0])
+    assert both[:, 1:-1].abs().max() == 0 and "prepare_latents" not in vars(pipeline)
+
+
+def test_interpolation_directors_train_on_the_first_and_last_frame_condition():
+    from scene4d.models.cogvideox import video_latents
+    from scene4d.train.director import cogvideox_loss
+
+    pipeline = tiny_pipeline()
+    conditions = []
+    pipeline.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: conditions.append(kwargs["hidden_states"][:, :, 4:].clone()), with_kwargs=True
+    )
+    videos = np.random.default_rng(0).random((1, 9, 32, 32, 3)).astype(np.float32)
+    embeds = torch.randn(1, 4, 16, generator=torch.Generator().manual_seed(1))
+    cogvideox_loss(pipeline, videos, embeds, torch.Generator().manual_seed(0), last_frame=True)
+    generator = torch.Generator().manual_seed(0)  # the clip's latents, then its first and last frames alone
+    video_latents(pipeline, videos, generator)
+    ends = [video_latents(pipeline, videos[:, index], generator) for index in (slice(0, 1), slice(-1, None))]
+    torch.testing.assert_close(conditions[0][:, :1], ends[0])
+    torch.testing.assert_close(conditions[0][:, -1:], ends[1])
+    assert conditions[0][:, 1:-1].abs().max() == 0
+
+
+def test_director_files_read_dimensionx_names_as_moves(tmp_path):
+    from scene4d.directors.lora import director_files
+
+    for name in ("orbit_left_lora_weights", "pan-right", "temporal"):
+        (tmp_path / f"{name}.safetensors").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("")
+    found = director_files(tmp_path)
+    stems = {"orbit-left": "orbit_left_lora_weights", "pan-right": "pan-right", "temporal": "temporal"}
+    assert found == {name: tmp_path / f"{stem}.safetensors" for name, stem in stems.items()}
+    assert director_files(tmp_path / "absent") == {}
+
+
+def test_last_frame_training_is_for_cogvideox(tmp_path):
+    from typer.testing import CliRunner
+
+    from scene4d.cli import app
+
+    args = ["train", "director", "--kind", "spatial", "--trajectory", "pan-left", "--data", str(tmp_path)]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "d.safetensors"), "--last-frame"])
+    assert result.exit_code == 2 and "--last-frame is for --backbone cogvideox" in result.output

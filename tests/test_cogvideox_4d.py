@@ -215,6 +215,15 @@ def test_a_prompt_encoded_once_guides_as_the_pipeline_guides_with_its_text():
     )
 
 
+def stand_in_for_weights(monkeypatch, pipeline) -> list:
+    """``pipeline`` in place of CogVideoX's weights, and a fixed prompt embedding; the loads are listed."""
+    loads = []
+    embeds = tiny_inputs()[1]
+    monkeypatch.setattr("scene4d.models.cogvideox.load_cogvideox", lambda options: loads.append(options) or pipeline)
+    monkeypatch.setattr("scene4d.models.cogvideox.encoded_prompt", lambda *args: {"prompt_embeds": embeds})
+    return loads
+
+
 def run_generate(tmp_path, monkeypatch, *options: str, photo: str = "photo.png"):
     """``scene4d generate`` on the tiny pipeline (in place of the weights) with DimensionX-format directors;
     also the number of times the weights were loaded."""
@@ -224,17 +233,51 @@ def run_generate(tmp_path, monkeypatch, *options: str, photo: str = "photo.png")
     from scene4d.io import write_image
 
     pipeline = tiny_pipeline()
-    image, embeds, _ = tiny_inputs()
-    loads = []
-    monkeypatch.setattr("scene4d.models.cogvideox.load_cogvideox", lambda options: loads.append(options) or pipeline)
-    monkeypatch.setattr("scene4d.models.cogvideox.encoded_prompt", lambda *args: {"prompt_embeds": embeds})
+    loads = stand_in_for_weights(monkeypatch, pipeline)
     for seed, name in enumerate(("orbit-left", "temporal")):
         dimensionx_lora_file(tmp_path / f"{name}.safetensors", pipeline.transformer, rank=4, seed=seed)
-    write_image(tmp_path / "photo.png", image)
+    write_image(tmp_path / "photo.png", tiny_inputs()[0])
     args = ["generate", str(tmp_path / photo), "--out", str(tmp_path / "out"), "--backbone", "cogvideox"]
     directors = ["--director", str(tmp_path / "orbit-left.safetensors")]
     directors += ["--temporal-director", str(tmp_path / "temporal.safetensors")]
     return CliRunner().invoke(app, [*args, *directors, "--frames", "9", "--steps", "2", *options]), len(loads)
+
+
+def test_interp_on_cogvideox_runs_the_director_of_the_move_between_the_two_images(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from scene4d.cli import app
+    from scene4d.io import load_clip, write_image
+    from scene4d.pipelines.cogvideox import fit_image
+    from scene4d.synth import SynthConfig, make_clip
+
+    pipeline = tiny_pipeline(sample_width=16, sample_height=12)  # 128 x 96 frames: enough for SIFT
+    stand_in_for_weights(monkeypatch, pipeline)
+    folder = tmp_path / "directors"
+    folder.mkdir()
+    for seed, move in enumerate(("pan-left", "pan-right")):  # DimensionX's file names
+        dimensionx_lora_file(
+            folder / f"{move.replace('-', '_')}_lora_weights.safetensors", pipeline.transformer, 4, seed
+        )
+    seen = record_denoiser_calls(pipeline)
+    conditions = []
+    pipeline.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: conditions.append(kwargs["hidden_states"][:, :, 4:].clone()), with_kwargs=True
+    )
+    clip = make_clip(SynthConfig(kind="spatial", resolution=128, num_frames=9, trajectory="pan-right"), 3)
+    for name, frame in (("a.png", clip.frames[0]), ("b.png", clip.frames[-1])):
+        write_image(tmp_path / name, frame)
+    args = ["generate", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--mode", "interp", "--backbone", "cogvideox"]
+    args += ["--director-dir", str(folder), "--out", str(tmp_path / "out"), "--frames", "9", "--steps", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "the views differ by pan-right" in result.output
+    assert [director for _, _, director in seen] == ["pan-right"] * 2
+    assert conditions[0][:, 1:-1].abs().max() == 0 < conditions[0][:, -1].abs().min()  # the last image conditions
+    out = load_clip(tmp_path / "out")
+    assert out.meta["matched_move"] == "pan-right" and out.meta["condition_frames"] == [0, 8]
+    for index, frame in ((0, clip.frames[0]), (-1, clip.frames[-1])):  # the given views, as 8-bit files
+        np.testing.assert_allclose(out.frames[index], fit_image(frame, 128, 96), atol=1 / 255 + 1e-6)
 
 
 def test_generate_4d_on_cogvideox_writes_synchronised_views(tmp_path, monkeypatch):
@@ -269,7 +312,9 @@ def test_generate_3d_on_cogvideox_switches_once_at_the_pipeline_frame_size(tmp_p
         (["--mode", "4d", "--views", "8"], "8k \\+ 1 frames .* got 8"),
         (["--mode", "4d", "--views", "9", "--motion", "0.5"], "no --motion"),
         (["--mode", "4d", "--views", "0"], "8k \\+ 1 frames .* got 0"),
-        (["--mode", "interp"], "first-and-last-frame"),
+        (["--mode", "interp"], "takes 2 image\\(s\\), got 1"),
+        (["--frames", "13"], "8k \\+ 1 frames .* got 13"),
+        (["--director", "orbit-up"], "no director 'orbit-up' in --director-dir"),
         (["--steps", "0"], "--steps must be >= 1"),
         (["--magnitude", "20"], "no --cameras or --magnitude"),
         (["--cameras", "transforms.json"], "no --cameras or --magnitude"),

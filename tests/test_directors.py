@@ -97,7 +97,7 @@ def tiny_cogvideox(**options) -> torch.nn.Module:
     from diffusers import CogVideoXTransformer3DModel
 
     torch.manual_seed(0)
-    return CogVideoXTransformer3DModel(
+    config = dict(
         num_attention_heads=2,
         attention_head_dim=16,  # the 3D RoPE splits a head into t, h, w parts of even size
         in_channels=8,
@@ -110,8 +110,8 @@ def tiny_cogvideox(**options) -> torch.nn.Module:
         sample_frames=9,
         max_text_seq_length=4,
         use_rotary_positional_embeddings=True,
-        **options,
-    ).eval()
+    )
+    return CogVideoXTransformer3DModel(**(config | options)).eval()
 
 
 def dimensionx_lora_file(path, transformer, rank: int, seed: int = 5) -> dict:

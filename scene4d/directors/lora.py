@@ -25,6 +25,7 @@ from scene4d.errors import Scene4DError
 from scene4d.io.atomic import atomic_file
 
 KEY_PREFIX = "transformer."
+DIMENSIONX_SUFFIX = "_lora_weights"  # DimensionX's files: orbit_left_lora_weights.safetensors
 KINDS = ("spatial", "temporal")
 # Our denoiser: the attention projections of the spatial, multi-view and temporal modules and the
 # feed-forward layers of every block (not the embeddings, the modulations or the output layer).
@@ -201,3 +202,15 @@ def use_director(backbone: nn.Module, request: str, shipped: dict[str, Path]) ->
 def director_info(backbone: nn.Module, name: str) -> DirectorInfo:
     """The description of a director loaded with ``use_director``."""
     return read_director(backbone.__dict__["director_files"][name])[1]
+
+
+def director_files(folder: Path) -> dict[str, Path]:
+    """The director files in ``folder`` by name: a file's stem, DimensionX's ``orbit_left_lora_weights``
+    read as ``orbit-left``; none when the folder is absent."""
+    files = {}
+    for path in sorted(folder.glob("*.safetensors")):
+        stem = path.stem
+        if stem.endswith(DIMENSIONX_SUFFIX):
+            stem = stem.removesuffix(DIMENSIONX_SUFFIX).replace("_", "-")
+        files[stem] = path
+    return files

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from scene4d.directors.lora import director_files
 from scene4d.errors import Scene4DError
 from scene4d.io.atomic import atomic_directory, write_json
 from scene4d.models.denoiser import DenoiserConfig, GenXDDenoiser
@@ -118,5 +119,4 @@ def load_bundle(folder: Path | None = None) -> ModelBundle:
     vae = load_diffusers_vae(info.vae) if info.vae is not None else load_vae(folder / "vae")
     denoiser = GenXDDenoiser(rebuild(DenoiserConfig, read_config(folder / "denoiser"), folder / "denoiser"))
     load_module_weights(folder / "denoiser", denoiser)
-    directors = {path.stem: path for path in sorted((folder / "directors").glob("*.safetensors"))}
-    return ModelBundle(info, vae, denoiser.eval(), directors)
+    return ModelBundle(info, vae, denoiser.eval(), director_files(folder / "directors"))

@@ -25,7 +25,7 @@ from scene4d.errors import Scene4DError
 from scene4d.geometry import Cameras, named_trajectory_w2c
 from scene4d.io import Clip
 from scene4d.io.media import to_uint8
-from scene4d.models.cogvideox import positions_for
+from scene4d.models.cogvideox import positions_for, video_latents
 
 ASSUMED_FOV_X_DEG = 55.0  # CogVideoX's frames carry no intrinsics; SfM fixes this field of view
 
@@ -86,6 +86,29 @@ def noised_to_step(scheduler, clean: Tensor, noise: Tensor, steps: int, first_st
     return scheduler.add_noise(clean, noise.to(clean), scheduler.timesteps[first_step])
 
 
+@contextmanager
+def last_frame_condition(pipeline, latent: Tensor | None) -> Iterator[None]:
+    """Within the block, the pipeline's image condition also holds ``latent`` [1, 1, C, h, w] (the last
+    image, encoded alone) as its last latent frame: the first-and-last-frame conditioning of video
+    interpolation models fine-tuned from CogVideoX-5b-I2V (DimensionX sec. 3.3, ``z_2 = E(I^2)``)."""
+    if latent is None:
+        yield
+        return
+    prepare = pipeline.prepare_latents
+
+    def prepare_both_ends(*args, **kwargs) -> tuple[Tensor, Tensor]:
+        latents, condition = prepare(*args, **kwargs)  # [B, F, C, h, w]: the first image's latent, then zeros
+        condition = condition.clone()
+        condition[:, -1:] = latent.to(condition)
+        return latents, condition
+
+    pipeline.prepare_latents = prepare_both_ends
+    try:
+        yield
+    finally:
+        del pipeline.prepare_latents  # the class's method again
+
+
 @torch.no_grad()
 def generate_cogvideox_frames(
     pipeline,
@@ -103,13 +126,15 @@ def generate_cogvideox_frames(
     start: Tensor | None = None,  # [1, F, C, h, w] latents already noised to the level of ``first_step``
     first_step: int = 0,
     hooks: Sequence[LatentHook] = (),
+    last_image: np.ndarray | None = None,  # [H, W, 3]: the last frame too (an interpolation model)
 ) -> np.ndarray:
     """Frames [T, H, W, 3] in [0, 1]; ``schedule`` names the director of every denoising step.
 
     ``start`` replaces the initial noise; with ``first_step`` > 0 only the steps from there on run, from
     ``start`` (SDEdit). Before every step but
     the first, each of ``hooks`` maps ``(step, timestep, latents)`` to new latents. Step indices of the
-    schedule, the hooks and ``on_step(i, n)`` count the ``n`` steps run.
+    schedule, the hooks and ``on_step(i, n)`` count the ``n`` steps run. ``last_image`` conditions the
+    last frame as well (``last_frame_condition``), encoded as the pipeline encodes the first: 8-bit.
     """
     from PIL import Image
 
@@ -120,6 +145,10 @@ def generate_cogvideox_frames(
         raise Scene4DError("a schedule cut to its last steps needs start latents noised to that level")
     height, width = image.shape[:2]
     runs = steps - first_step
+    last = None
+    if last_image is not None:
+        eight_bit = to_uint8(last_image)[None, None].astype(np.float32) / 255
+        last = video_latents(pipeline, eight_bit, torch.Generator().manual_seed(seed))
 
     def between_steps(pipe, index: int, timestep, tensors: dict) -> dict:
         step = index + 1
@@ -136,6 +165,7 @@ def generate_cogvideox_frames(
         restoring_director(transformer),
         positions_for(transformer, num_frames),
         skipping_steps(pipeline.scheduler, first_step),
+        last_frame_condition(pipeline, last),
     ):
         activate(transformer, schedule.director_at(0))
         output = pipeline(

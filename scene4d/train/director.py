@@ -137,10 +137,13 @@ def train_cogvideox_director(
     out: Path,
     num_frames: int,
     on_step: Callable[[int, float], None] | None,
+    last_frame: bool = False,
 ) -> DirectorInfo:
     """Train a director on CogVideoX-5b-I2V, as DimensionX does: v-prediction on video latents with the
     first frame's latent as the image condition (the loss of diffusers' CogVideoX image-to-video
     LoRA recipe). ``config.frame_counts`` is unused: every sample has ``num_frames`` (8k + 1) frames.
+    With ``last_frame`` the last frame's latent conditions too: an S-Director for a first-and-last-frame
+    interpolation model (DimensionX sec. 3.3 trains its sparse-view directors on one).
     """
     from scene4d.pipelines.cogvideox import check_frame_count
 
@@ -151,7 +154,7 @@ def train_cogvideox_director(
     def step_loss(rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
         picks = rng.choice(len(folders), size=config.batch_size)
         videos = np.stack([cogvideox_sample(folders[int(pick)], num_frames, pipeline, rng) for pick in picks])
-        return cogvideox_loss(pipeline, videos, prompt_embeds, generator)
+        return cogvideox_loss(pipeline, videos, prompt_embeds, generator, last_frame)
 
     info = DirectorInfo(config.kind, config.trajectory, config.rank, config.alpha, "cogvideox")
     with positions_for(pipeline.transformer, num_frames):
@@ -173,15 +176,19 @@ def cogvideox_sample(folder: Path, num_frames: int, pipeline, rng: np.random.Gen
 
 
 def cogvideox_loss(
-    pipeline, videos: np.ndarray, prompt_embeds: torch.Tensor, generator: torch.Generator
+    pipeline, videos: np.ndarray, prompt_embeds: torch.Tensor, generator: torch.Generator, last_frame: bool = False
 ) -> torch.Tensor:
-    """Weighted x0 error of CogVideoX's v-prediction at random DDPM timesteps; ``videos`` [B, T, H, W, 3]."""
+    """Weighted x0 error of CogVideoX's v-prediction at random DDPM timesteps; ``videos`` [B, T, H, W, 3].
+    The image condition holds the first frame's latent (and with ``last_frame`` the last one's, as
+    ``pipelines.cogvideox.last_frame_condition``), zeros elsewhere."""
     transformer, scheduler = pipeline.transformer, pipeline.scheduler
     device, dtype = transformer.device, transformer.dtype
     with torch.no_grad():
         latents = video_latents(pipeline, videos, generator)  # [B, F, C, h, w]
         first = video_latents(pipeline, videos[:, :1], generator)
-    image_latents = torch.cat([first, torch.zeros_like(latents[:, 1:])], dim=1)
+        image_latents = torch.cat([first, torch.zeros_like(latents[:, 1:])], dim=1)
+        if last_frame:
+            image_latents[:, -1:] = video_latents(pipeline, videos[:, -1:], generator)
     batch, frames = latents.shape[:2]
     timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator).to(device)
     noise = torch.randn(latents.shape, generator=generator).to(device, dtype)
