@@ -784,6 +784,8 @@ def generate(
         raise Scene4DError("--mode interp makes a frozen scene; leave out --motion")
     if backbone not in BACKBONES:
         raise Scene4DError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
+    if director_dir is not None and backbone != "cogvideox":
+        raise Scene4DError("--director-dir is for --backbone cogvideox; the scene4d model ships its directors")
     fitting = {
         "lpips_weight": lpips_weight, "lpips_weights": None if lpips_weights is None else str(lpips_weights),
         "backend": backend,
@@ -799,8 +801,8 @@ def generate(
     request = GenerateRequest(trajectory, frames, magnitude, steps, guidance, director, temporal_director, seed)
     if backbone == "cogvideox":
         shipped = {} if director_dir is None else director_files(director_dir)
-        check_cogvideox_request(images, mode, request, cameras, shipped)
         settings = CogVideoXSettings(cogvideox, prompt, cpu_offload, vae_tiling, shipped)
+        check_cogvideox_request(images, mode, request, cameras, settings)
         if mode == "4d":
             num_views = COGVIDEOX_FRAMES if views is None else views
             generate_4d_with_cogvideox(images, request, num_views, motion, settings, out)
@@ -846,14 +848,12 @@ class CogVideoXSettings:
     directors: dict[str, Path]  # director files by name (``directors.lora.director_files``)
 
 
-def open_cogvideox(images: list[Path], settings: CogVideoXSettings) -> tuple[Any, list]:
-    """The pipeline and the images fitted to its frame size; the images are read first, so a bad path
-    fails before minutes of loading weights."""
-    from scene4d.io import read_image
+def open_cogvideox(photos: list, settings: CogVideoXSettings) -> tuple[Any, list]:
+    """The pipeline and ``photos`` (read before it, so a bad path fails before minutes of loading weights)
+    fitted to its frame size."""
     from scene4d.models.cogvideox import CogVideoXOptions, load_cogvideox
     from scene4d.pipelines.cogvideox import fit_image, frame_size
 
-    photos = [read_image(path) for path in images]
     pipeline = load_cogvideox(CogVideoXOptions(settings.source, settings.cpu_offload, settings.vae_tiling))
     return pipeline, [fit_image(photo, *frame_size(pipeline)) for photo in photos]
 
@@ -873,12 +873,13 @@ def generate_with_cogvideox(
     images: list[Path], request: "GenerateRequest", motion: float, switch_step: int, settings: CogVideoXSettings
 ) -> "Clip":
     """DimensionX on CogVideoX-5b-I2V: LoRA directors (Switch-Once with --motion > 0), cameras by SfM."""
+    from scene4d.io import read_image
     from scene4d.models.cogvideox import encoded_prompt
     from scene4d.pipelines.cogvideox import ASSUMED_FOV_X_DEG, cogvideox_clip, generate_cogvideox_frames
     from scene4d.pipelines.generate import check_motion, plan_directors
 
     check_motion(motion)
-    pipeline, (image,) = open_cogvideox(images, settings)
+    pipeline, (image,) = open_cogvideox([read_image(images[0])], settings)
     schedule = plan_directors(
         pipeline.transformer, settings.directors, request.director, request.temporal_director, request.trajectory,
         motion, switch_step,
@@ -900,19 +901,16 @@ def interpolate_with_cogvideox(images: list[Path], request: "GenerateRequest", s
     """The views between two images on a first-and-last-frame CogVideoX model (DimensionX sec. 3.3): the move
     read off the two images picks the S-Director of --director-dir (adaptive trajectory planning)."""
     from scene4d.directors.schedule import single
-    from scene4d.geometry import Cameras
-    from scene4d.geometry.trajectories import nearest_move
+    from scene4d.io import read_image
     from scene4d.models.cogvideox import encoded_prompt
     from scene4d.pipelines.cogvideox import ASSUMED_FOV_X_DEG, cogvideox_clip, generate_cogvideox_frames
     from scene4d.pipelines.generate import pick_director
-    from scene4d.pipelines.interpolate import relative_motion
 
-    pipeline, (first, last) = open_cogvideox(images, settings)
-    height, width = first.shape[:2]
-    K = Cameras.from_fov(ASSUMED_FOV_X_DEG, width, height).K[0]  # noqa: N806
-    move, size = nearest_move(*relative_motion(first, last, K))
+    photos = [read_image(path) for path in images]
+    move, size = move_between(*photos, needed=request.director == "auto")
+    pipeline, (first, last) = open_cogvideox(photos, settings)
     spatial = pick_director(pipeline.transformer, settings.directors, request.director, move)
-    console.print(f"the views differ by {move} ({size:.3g}); director: {spatial or 'none (the model alone)'}")
+    console.print(f"the views differ by {move or 'an unread move'} ({size or 0:.3g}); director: {spatial or 'none'}")
     progress, on_step = step_progress("interpolate", request.steps)
     with progress:
         frames = generate_cogvideox_frames(
@@ -922,14 +920,41 @@ def interpolate_with_cogvideox(images: list[Path], request: "GenerateRequest", s
     frames[0], frames[-1] = first, last
     meta = {"kind": "generated", "backbone": "cogvideox", "seed": request.seed, "prompt": settings.prompt}
     meta |= {"matched_move": move, "condition_frames": [0, len(frames) - 1], "directors": [[0, spatial]]}
-    return cogvideox_clip(frames, ASSUMED_FOV_X_DEG, camera_move(pipeline.transformer, spatial), meta, False)
+    return cogvideox_clip(frames, ASSUMED_FOV_X_DEG, move, meta, False, size)
+
+
+def move_between(first: Any, last: Any, needed: bool) -> tuple[str | None, float | None]:
+    """The named move and size joining two photos (``[H, W, 3]``), read off them (adaptive trajectory
+    planning; the second is fitted to the first's size); ``(None, None)`` when unreadable and not needed."""
+    from scene4d.geometry import Cameras
+    from scene4d.geometry.trajectories import nearest_move
+    from scene4d.pipelines.cogvideox import ASSUMED_FOV_X_DEG, fit_image
+    from scene4d.pipelines.interpolate import relative_motion
+
+    height, width = first.shape[:2]
+    K = Cameras.from_fov(ASSUMED_FOV_X_DEG, width, height).K[0]  # noqa: N806
+    try:
+        return nearest_move(*relative_motion(first, fit_image(last, width, height), K))
+    except Scene4DError as error:
+        if needed:
+            raise Scene4DError(f"{error}; name the S-Director with --director (or none)") from None
+        console.print(f"[yellow]the move between the views is unread ({error})[/yellow]")
+        return None, None
 
 
 def check_cogvideox_request(
-    images: list[Path], mode: str, request: "GenerateRequest", cameras: Path | None, directors: dict[str, Path]
+    images: list[Path], mode: str, request: "GenerateRequest", cameras: Path | None, settings: CogVideoXSettings
 ) -> None:  # fmt: skip
     """What the CogVideoX backbone cannot take, refused before its weights load."""
+    from scene4d.models.cogvideox import COGVIDEOX_ID
     from scene4d.pipelines.cogvideox import check_frame_count
+
+    directors = settings.directors
+    if mode == "interp" and settings.source == COGVIDEOX_ID:
+        raise Scene4DError(
+            f"--mode interp needs a first-and-last-frame model fine-tuned from {COGVIDEOX_ID} (DimensionX fine-tunes "
+            "one): pass its folder as --cogvideox; the image-to-video model conditions on the first frame only"
+        )
 
     wanted = 2 if mode == "interp" else 1
     if len(images) != wanted:
@@ -949,6 +974,7 @@ def generate_4d_with_cogvideox(
     out: Path,
 ) -> None:  # fmt: skip
     """DimensionX's identity-preserving 4D generation on CogVideoX-5b-I2V; writes like ``generate_4d_views``."""
+    from scene4d.io import read_image
     from scene4d.models.cogvideox import encoded_prompt
     from scene4d.pipelines.cogvideox import check_frame_count
     from scene4d.pipelines.cogvideox_4d import generate_cogvideox_4d
@@ -958,7 +984,7 @@ def generate_4d_with_cogvideox(
     if motion is not None:
         raise Scene4DError("--backbone cogvideox takes no --motion in 4d: CogVideoX has no motion strength input")
     check_frame_count(num_views)
-    pipeline, (image,) = open_cogvideox(images, settings)
+    pipeline, (image,) = open_cogvideox([read_image(images[0])], settings)
     shipped = settings.directors
     config = FourDConfig(
         request.trajectory, request.magnitude, num_views, request.frames, steps=request.steps, seed=request.seed,

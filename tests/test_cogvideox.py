@@ -164,8 +164,10 @@ def test_a_director_trains_on_cogvideox_and_only_its_lora_moves(tmp_path):
         torch.testing.assert_close(value, trained[key].half().float())
 
 
-def test_an_interpolation_model_sees_the_last_image_as_the_last_latent_frame():
+@pytest.mark.parametrize("invert_scale", [False, True])  # CogVideoX 1.5's VAE scales image latents by 1 / s
+def test_an_interpolation_model_sees_the_last_image_as_the_last_latent_frame(invert_scale):
     pipeline = tiny_pipeline()
+    pipeline.vae.register_to_config(invert_scale_latents=invert_scale)
     conditions = []
     pipeline.transformer.register_forward_pre_hook(
         lambda module, args, kwargs: conditions.append(kwargs["hidden_states"][:, :, 4:].clone()), with_kwargs=True
@@ -195,14 +197,16 @@ def test_interpolation_directors_train_on_the_first_and_last_frame_condition():
     cogvideox_loss(pipeline, videos, embeds, torch.Generator().manual_seed(0), last_frame=True)
     generator = torch.Generator().manual_seed(0)  # the clip's latents, then its first and last frames alone
     video_latents(pipeline, videos, generator)
-    ends = [video_latents(pipeline, videos[:, index], generator) for index in (slice(0, 1), slice(-1, None))]
+    ends = [
+        video_latents(pipeline, videos[:, index], generator, condition=True) for index in (slice(0, 1), slice(-1, None))
+    ]
     torch.testing.assert_close(conditions[0][:, :1], ends[0])
     torch.testing.assert_close(conditions[0][:, -1:], ends[1])
     assert conditions[0][:, 1:-1].abs().max() == 0
 
 
 def test_director_files_read_dimensionx_names_as_moves(tmp_path):
-    from scene4d.directors.lora import director_files
+    from scene4d.directors.lora import director_files, director_name
 
     for name in ("orbit_left_lora_weights", "pan-right", "temporal"):
         (tmp_path / f"{name}.safetensors").write_bytes(b"")
@@ -211,6 +215,10 @@ def test_director_files_read_dimensionx_names_as_moves(tmp_path):
     stems = {"orbit-left": "orbit_left_lora_weights", "pan-right": "pan-right", "temporal": "temporal"}
     assert found == {name: tmp_path / f"{stem}.safetensors" for name, stem in stems.items()}
     assert director_files(tmp_path / "absent") == {}
+    assert director_name(tmp_path / "elsewhere" / "pan_left_lora_weights.safetensors") == "pan-left"
+    (tmp_path / "orbit-left.safetensors").write_bytes(b"")  # two files, one name
+    with pytest.raises(Scene4DError, match="both name the director 'orbit-left'"):
+        director_files(tmp_path)
 
 
 def test_last_frame_training_is_for_cogvideox(tmp_path):
@@ -221,3 +229,13 @@ def test_last_frame_training_is_for_cogvideox(tmp_path):
     args = ["train", "director", "--kind", "spatial", "--trajectory", "pan-left", "--data", str(tmp_path)]
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "d.safetensors"), "--last-frame"])
     assert result.exit_code == 2 and "--last-frame is for --backbone cogvideox" in result.output
+
+
+def test_frames_sfm_cannot_register_take_the_named_move_at_the_size_asked(monkeypatch):
+    def fail(*args):
+        raise Scene4DError("sfm: COLMAP registered 2 of 9 frames")
+
+    monkeypatch.setattr("scene4d.pipelines.cogvideox.estimate_cameras", fail)
+    sfm, source = cameras_of_frames(np.zeros((9, 32, 32, 3), dtype=np.float32), 55.0, "pan-right", 12.0)
+    assert source.startswith("trajectory pan-right")
+    assert rotation_error_deg(sfm.cameras.w2c[-1, :3, :3], torch.eye(3)) == pytest.approx(12.0, abs=1e-3)

@@ -137,14 +137,16 @@ def test_4d_on_cogvideox_shares_the_reference_start_and_runs_each_stage_director
     assert len(result.reference) == views and result.reference.times.tolist() == [anchor / (times - 1)] * views
 
 
-def test_video_latents_encode_as_the_pipeline_encodes_its_condition_image():
+@pytest.mark.parametrize("invert_scale", [False, True])  # CogVideoX 1.5's VAE scales image latents by 1 / s
+def test_video_latents_encode_as_the_pipeline_encodes_its_condition_image(invert_scale):
     pipeline = tiny_pipeline()
+    pipeline.vae.register_to_config(invert_scale_latents=invert_scale)
     image, _, _ = tiny_inputs()
     pixels = torch.from_numpy(image).permute(2, 0, 1)[None] * 2 - 1  # [1, 3, H, W] in [-1, 1]
     _, condition = pipeline.prepare_latents(
         pixels, 1, 4, 9, 32, 32, torch.float32, torch.device("cpu"), torch.Generator().manual_seed(6)
     )
-    ours = video_latents(pipeline, image[None, None], torch.Generator().manual_seed(6))
+    ours = video_latents(pipeline, image[None, None], torch.Generator().manual_seed(6), condition=True)
     torch.testing.assert_close(ours, condition[:, :1])
 
 
@@ -269,6 +271,7 @@ def test_interp_on_cogvideox_runs_the_director_of_the_move_between_the_two_image
         write_image(tmp_path / name, frame)
     args = ["generate", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--mode", "interp", "--backbone", "cogvideox"]
     args += ["--director-dir", str(folder), "--out", str(tmp_path / "out"), "--frames", "9", "--steps", "2"]
+    args += ["--cogvideox", "an-interpolation-model"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "the views differ by pan-right" in result.output
@@ -312,7 +315,8 @@ def test_generate_3d_on_cogvideox_switches_once_at_the_pipeline_frame_size(tmp_p
         (["--mode", "4d", "--views", "8"], "8k \\+ 1 frames .* got 8"),
         (["--mode", "4d", "--views", "9", "--motion", "0.5"], "no --motion"),
         (["--mode", "4d", "--views", "0"], "8k \\+ 1 frames .* got 0"),
-        (["--mode", "interp"], "takes 2 image\\(s\\), got 1"),
+        (["--mode", "interp"], "needs a first-and-last-frame model"),
+        (["--mode", "interp", "--cogvideox", "interp-model"], "takes 2 image\\(s\\), got 1"),
         (["--frames", "13"], "8k \\+ 1 frames .* got 13"),
         (["--director", "orbit-up"], "no director 'orbit-up' in --director-dir"),
         (["--steps", "0"], "--steps must be >= 1"),
@@ -332,3 +336,28 @@ def test_generate_on_cogvideox_refuses_what_it_cannot_make_at_once(tmp_path, mon
 def test_generate_on_cogvideox_reads_the_image_before_loading_weights(tmp_path, monkeypatch):
     result, loads = run_generate(tmp_path, monkeypatch, photo="missing.png")
     assert result.exit_code == 2 and "missing.png" in result.output and loads == 0
+
+
+def test_interp_on_cogvideox_fails_before_loading_when_auto_cannot_read_the_move(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from scene4d.cli import app
+    from scene4d.io import write_image
+
+    loads = stand_in_for_weights(monkeypatch, tiny_pipeline())
+    for name in ("a.png", "b.png"):
+        write_image(tmp_path / name, np.full((32, 32, 3), 0.5, dtype=np.float32))  # nothing to match
+    args = ["generate", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--mode", "interp", "--backbone"]
+    args += ["cogvideox", "--cogvideox", "interp-model", "--out", str(tmp_path / "out"), "--frames", "9"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "name the S-Director with --director" in result.output and loads == []
+
+
+def test_director_dir_is_for_cogvideox(tmp_path):
+    from typer.testing import CliRunner
+
+    from scene4d.cli import app
+
+    args = ["generate", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--director-dir", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "--director-dir is for --backbone cogvideox" in result.output

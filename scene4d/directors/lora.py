@@ -184,7 +184,7 @@ def use_director(backbone: nn.Module, request: str, shipped: dict[str, Path]) ->
     if request in shipped:
         name, path = request, shipped[request]
     elif request.endswith(".safetensors"):
-        name, path = Path(request).stem, Path(request)
+        name, path = director_name(Path(request)), Path(request)
     else:
         names = ", ".join(shipped) or "none"
         raise Scene4DError(f"no director {request!r}: give a .safetensors file or one the model ships ({names})")
@@ -204,13 +204,19 @@ def director_info(backbone: nn.Module, name: str) -> DirectorInfo:
     return read_director(backbone.__dict__["director_files"][name])[1]
 
 
+def director_name(path: Path) -> str:
+    """A director file's name: its stem, DimensionX's ``orbit_left_lora_weights`` read as ``orbit-left``."""
+    if path.stem.endswith(DIMENSIONX_SUFFIX):
+        return path.stem.removesuffix(DIMENSIONX_SUFFIX).replace("_", "-")
+    return path.stem
+
+
 def director_files(folder: Path) -> dict[str, Path]:
-    """The director files in ``folder`` by name: a file's stem, DimensionX's ``orbit_left_lora_weights``
-    read as ``orbit-left``; none when the folder is absent."""
-    files = {}
+    """The director files in ``folder`` by name (``director_name``); none when the folder is absent."""
+    files: dict[str, Path] = {}
     for path in sorted(folder.glob("*.safetensors")):
-        stem = path.stem
-        if stem.endswith(DIMENSIONX_SUFFIX):
-            stem = stem.removesuffix(DIMENSIONX_SUFFIX).replace("_", "-")
-        files[stem] = path
+        name = director_name(path)
+        if name in files:
+            raise Scene4DError(f"{files[name].name} and {path.name} in {folder} both name the director {name!r}")
+        files[name] = path
     return files

@@ -65,15 +65,19 @@ def encoded_prompt(pipeline, prompt: str, guidance: float) -> dict[str, Tensor |
     return {"prompt_embeds": embeds, "negative_prompt_embeds": negative}
 
 
-def video_latents(pipeline, videos: np.ndarray, generator: torch.Generator) -> Tensor:
+def video_latents(pipeline, videos: np.ndarray, generator: torch.Generator, condition: bool = False) -> Tensor:
     """Scaled latents [B, F, C, h, w] (the layout of the pipeline's denoising loop) of ``videos``
     [B, T, H, W, 3] in [0, 1], sampled from the encoder's distribution, on the device the pipeline
-    runs on (with model CPU offload the VAE itself waits on the CPU between calls)."""
+    runs on (with model CPU offload the VAE itself waits on the CPU between calls). A ``condition``
+    image is scaled as the pipeline scales its image latents: by 1 / s where the VAE says
+    ``invert_scale_latents`` (CogVideoX 1.5), else by s like every video latent."""
     vae = pipeline.vae
     pixels = torch.from_numpy(videos).permute(0, 4, 1, 2, 3) * 2 - 1  # [B, 3, T, H, W]
     pixels = pixels.to(pipeline._execution_device, vae.dtype)
-    latents = vae.encode(pixels).latent_dist.sample(generator) * vae.config.scaling_factor
-    return latents.permute(0, 2, 1, 3, 4)
+    scale = vae.config.scaling_factor
+    if condition and vae.config.invert_scale_latents:
+        scale = 1 / scale
+    return (vae.encode(pixels).latent_dist.sample(generator) * scale).permute(0, 2, 1, 3, 4)
 
 
 @contextmanager

@@ -148,7 +148,7 @@ def generate_cogvideox_frames(
     last = None
     if last_image is not None:
         eight_bit = to_uint8(last_image)[None, None].astype(np.float32) / 255
-        last = video_latents(pipeline, eight_bit, torch.Generator().manual_seed(seed))
+        last = video_latents(pipeline, eight_bit, torch.Generator().manual_seed(seed), condition=True)
 
     def between_steps(pipe, index: int, timestep, tensors: dict) -> dict:
         step = index + 1
@@ -187,9 +187,12 @@ def generate_cogvideox_frames(
     return np.asarray(output.frames[0], dtype=np.float32)
 
 
-def cameras_of_frames(frames: np.ndarray, fov_x_deg: float, trajectory: str | None) -> tuple[SfMResult, str]:
+def cameras_of_frames(
+    frames: np.ndarray, fov_x_deg: float, trajectory: str | None, magnitude: float | None = None
+) -> tuple[SfMResult, str]:
     """Cameras (and sparse points) of generated frames by SfM (``curate.sfm``), in the first frame's
-    camera frame; else the S-Director's move, with no points. Also says which."""
+    camera frame; else the named move (the S-Director's, at ``magnitude`` or its default), with no
+    points. Also says which."""
     num_frames, height, width = frames.shape[:3]
     try:
         result = estimate_cameras(frames, None, Cameras.from_fov(fov_x_deg, width, height).K[0])
@@ -200,14 +203,17 @@ def cameras_of_frames(frames: np.ndarray, fov_x_deg: float, trajectory: str | No
         reason = str(error)
     if trajectory is None:
         raise Scene4DError(f"{reason}, and no S-Director names the frames' camera move")
-    cameras = Cameras.from_fov(fov_x_deg, width, height, named_trajectory_w2c(trajectory, num_frames))
+    cameras = Cameras.from_fov(fov_x_deg, width, height, named_trajectory_w2c(trajectory, num_frames, magnitude))
     return SfMResult.cameras_only(cameras), f"trajectory {trajectory} ({reason})"
 
 
-def cogvideox_clip(frames: np.ndarray, fov_x_deg: float, trajectory: str | None, meta: dict, moving: bool) -> Clip:
-    """A Clip of CogVideoX frames with cameras (and SfM points) from SfM, or the S-Director's move; times
-    span [0, 1] when objects move, else 0."""
-    sfm, source = cameras_of_frames(frames, fov_x_deg, trajectory)
+def cogvideox_clip(
+    frames: np.ndarray, fov_x_deg: float, trajectory: str | None, meta: dict, moving: bool,
+    magnitude: float | None = None,
+) -> Clip:  # fmt: skip
+    """A Clip of CogVideoX frames with cameras (and SfM points) from SfM, or the named move; times span
+    [0, 1] when objects move, else 0."""
+    sfm, source = cameras_of_frames(frames, fov_x_deg, trajectory, magnitude)
     times = np.linspace(0, 1, len(frames)) if moving else np.zeros(len(frames))
     return Clip(frames, sfm.cameras, times, meta=meta | {"cameras_from": source}, points=sfm.points,
                 point_colors=sfm.colors)  # fmt: skip

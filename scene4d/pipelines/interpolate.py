@@ -39,8 +39,7 @@ def relative_motion(image_a: np.ndarray, image_b: np.ndarray, K: Tensor) -> tupl
     points_a, points_b = sift_matches(image_a, image_b)
     if len(points_a) < MIN_MATCHES:
         raise Scene4DError(
-            f"the two views share {len(points_a)} matched features, too few to estimate their relative pose; "
-            "pass --cameras"
+            f"the two views share {len(points_a)} matched features, too few to estimate their relative pose"
         )
     camera = K.double().numpy()
     homography, _ = cv2.findHomography(points_a, points_b, cv2.RANSAC, 2.0)
@@ -52,7 +51,7 @@ def relative_motion(image_a: np.ndarray, image_b: np.ndarray, K: Tensor) -> tupl
             return torch.from_numpy(nearest_rotation(rotation_like)), None
     essential, inliers = cv2.findEssentialMat(points_a, points_b, camera, cv2.USAC_ACCURATE, 0.9999, 1.0, 20_000)
     if essential is None:
-        raise Scene4DError("no relative pose fits the two views' matched features; pass --cameras")
+        raise Scene4DError("no relative pose fits the two views' matched features")
     _, rotation, translation, _ = cv2.recoverPose(essential[:3], points_a, points_b, camera, mask=inliers)
     centre = -rotation.T @ translation[:, 0]
     return torch.from_numpy(rotation), torch.from_numpy(centre / np.linalg.norm(centre))
@@ -88,7 +87,11 @@ def plan_interpolation(
         K = Cameras.from_fov(info.fov_x_deg, first.shape[1], first.shape[0]).K[0]  # noqa: N806
         if first.shape != last.shape:
             raise Scene4DError("without --cameras the first and last image must have the same size")
-        move, magnitude = nearest_move(*relative_motion(first, last, K), orbit_distance=info.orbit_distance)
+        try:
+            rotation_w2c, direction = relative_motion(first, last, K)
+        except Scene4DError as error:
+            raise Scene4DError(f"{error}; pass --cameras") from None
+        move, magnitude = nearest_move(rotation_w2c, direction, orbit_distance=info.orbit_distance)
         w2c = named_trajectory_w2c(move, num_frames, magnitude, orbit_distance=info.orbit_distance)
         path = Cameras.from_fov(info.fov_x_deg, resolution, resolution, w2c)
     return squared, path, positions, move, magnitude

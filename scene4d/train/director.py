@@ -185,10 +185,10 @@ def cogvideox_loss(
     device, dtype = transformer.device, transformer.dtype
     with torch.no_grad():
         latents = video_latents(pipeline, videos, generator)  # [B, F, C, h, w]
-        first = video_latents(pipeline, videos[:, :1], generator)
+        first = video_latents(pipeline, videos[:, :1], generator, condition=True)
         image_latents = torch.cat([first, torch.zeros_like(latents[:, 1:])], dim=1)
         if last_frame:
-            image_latents[:, -1:] = video_latents(pipeline, videos[:, -1:], generator)
+            image_latents[:, -1:] = video_latents(pipeline, videos[:, -1:], generator, condition=True)
     batch, frames = latents.shape[:2]
     timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator).to(device)
     noise = torch.randn(latents.shape, generator=generator).to(device, dtype)
