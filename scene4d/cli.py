@@ -949,24 +949,23 @@ def check_cogvideox_request(
     from scene4d.models.cogvideox import COGVIDEOX_ID
     from scene4d.pipelines.cogvideox import check_frame_count
 
-    directors = settings.directors
     if mode == "interp" and settings.source == COGVIDEOX_ID:
         raise Scene4DError(
             f"--mode interp needs a first-and-last-frame model fine-tuned from {COGVIDEOX_ID} (DimensionX fine-tunes "
             "one): pass its folder as --cogvideox; the image-to-video model conditions on the first frame only"
         )
-
     wanted = 2 if mode == "interp" else 1
     if len(images) != wanted:
         raise Scene4DError(f"--backbone cogvideox --mode {mode} takes {wanted} image(s), got {len(images)}")
     if cameras is not None or request.magnitude is not None:
         raise Scene4DError("--backbone cogvideox takes no --cameras or --magnitude: its directors set the camera move")
     check_frame_count(request.frames)
+    shipped = settings.directors
     for name in (request.director, request.temporal_director):
         if name.endswith(".safetensors") and not Path(name).is_file():
             raise Scene4DError(f"no director file {name}")
-        if name not in ("auto", "none") and not name.endswith(".safetensors") and name not in directors:
-            raise Scene4DError(f"no director {name!r} in --director-dir ({', '.join(directors) or 'none given'})")
+        if name not in ("auto", "none") and not name.endswith(".safetensors") and name not in shipped:
+            raise Scene4DError(f"no director {name!r} in --director-dir ({', '.join(shipped) or 'none given'})")
 
 
 def generate_4d_with_cogvideox(

@@ -131,10 +131,10 @@ def generate_cogvideox_frames(
     """Frames [T, H, W, 3] in [0, 1]; ``schedule`` names the director of every denoising step.
 
     ``start`` replaces the initial noise; with ``first_step`` > 0 only the steps from there on run, from
-    ``start`` (SDEdit). Before every step but
-    the first, each of ``hooks`` maps ``(step, timestep, latents)`` to new latents. Step indices of the
-    schedule, the hooks and ``on_step(i, n)`` count the ``n`` steps run. ``last_image`` conditions the
-    last frame as well (``last_frame_condition``), encoded as the pipeline encodes the first: 8-bit.
+    ``start`` (SDEdit). Before every step but the first, each of ``hooks`` maps ``(step, timestep,
+    latents)`` to new latents. Step indices of the schedule, the hooks and ``on_step(i, n)`` count the
+    ``n`` steps run. ``last_image`` conditions the last frame as well (``last_frame_condition``),
+    encoded as the pipeline encodes the first: 8-bit.
     """
     from PIL import Image
 
