@@ -619,6 +619,8 @@ def director(
         raise Scene4DError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
     if last_frame and backbone != "cogvideox":
         raise Scene4DError("--last-frame is for --backbone cogvideox: the scene4d model conditions on any frames")
+    if base is not None and backbone == "cogvideox":
+        raise Scene4DError("--base names a scene4d model; with --backbone cogvideox give --cogvideox")
     config = DirectorTrainConfig(kind, trajectory, rank, alpha, steps, lr, batch_size, seed=seed)
     if backbone == "cogvideox":
         from scene4d.models.cogvideox import CogVideoXOptions, encoded_prompt, load_cogvideox

@@ -221,14 +221,21 @@ def test_director_files_read_dimensionx_names_as_moves(tmp_path):
         director_files(tmp_path)
 
 
-def test_last_frame_training_is_for_cogvideox(tmp_path):
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--last-frame"], "--last-frame is for --backbone cogvideox"),
+        (["--backbone", "cogvideox", "--base", "model"], "--base names a scene4d model"),
+    ],
+)
+def test_director_training_refuses_options_of_the_other_backbone(tmp_path, options, message):
     from typer.testing import CliRunner
 
     from scene4d.cli import app
 
     args = ["train", "director", "--kind", "spatial", "--trajectory", "pan-left", "--data", str(tmp_path)]
-    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "d.safetensors"), "--last-frame"])
-    assert result.exit_code == 2 and "--last-frame is for --backbone cogvideox" in result.output
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "d.safetensors"), *options])
+    assert result.exit_code == 2 and message in result.output
 
 
 def test_frames_sfm_cannot_register_take_the_named_move_at_the_size_asked(monkeypatch):
@@ -239,3 +246,46 @@ def test_frames_sfm_cannot_register_take_the_named_move_at_the_size_asked(monkey
     sfm, source = cameras_of_frames(np.zeros((9, 32, 32, 3), dtype=np.float32), 55.0, "pan-right", 12.0)
     assert source.startswith("trajectory pan-right")
     assert rotation_error_deg(sfm.cameras.w2c[-1, :3, :3], torch.eye(3)) == pytest.approx(12.0, abs=1e-3)
+
+
+def spiece_tokenizer(folder):
+    """A T5 tokenizer folder as CogVideoX-5b-I2V ships it: a sentencepiece model, no tokenizer.json."""
+    import io
+    import json
+
+    import sentencepiece
+
+    words = ["a cat sits on the mat", "the camera orbits a house", "a dog runs past"] * 20
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(words), model_writer=model, vocab_size=20, pad_id=0, eos_id=1, unk_id=2, bos_id=-1
+    )
+    folder.mkdir(parents=True)
+    (folder / "spiece.model").write_bytes(model.getvalue())
+    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "T5Tokenizer", "extra_ids": 0}))
+
+
+def test_cogvideox_loads_from_a_local_folder_with_its_sentencepiece_tokenizer(tmp_path):
+    from transformers import T5Config, T5EncoderModel, T5Tokenizer
+
+    from scene4d.models.cogvideox import encoded_prompt
+
+    spiece_tokenizer(tmp_path / "spiece")
+    pipeline = tiny_pipeline()
+    pipeline.tokenizer = T5Tokenizer.from_pretrained(tmp_path / "spiece")
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=20, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
+    pipeline.text_encoder = T5EncoderModel(config).eval()
+    pipeline.register_modules(tokenizer=pipeline.tokenizer, text_encoder=pipeline.text_encoder)
+    pipeline.save_pretrained(tmp_path / "weights")
+    for converted in (tmp_path / "weights" / "tokenizer").glob("tokenizer.json"):
+        converted.unlink()  # as on the hub: only spiece.model
+    (tmp_path / "weights" / "tokenizer" / "spiece.model").write_bytes(
+        (tmp_path / "spiece" / "spiece.model").read_bytes()
+    )
+    loaded = load_cogvideox(CogVideoXOptions(source=str(tmp_path / "weights")))
+    ours = encoded_prompt(loaded, "a cat", 6.0)["prompt_embeds"]
+    torch.testing.assert_close(ours, encoded_prompt(pipeline, "a cat", 6.0)["prompt_embeds"])
+    (tmp_path / "weights" / "transformer" / "config.json").write_text("{ broken")
+    with pytest.raises(Scene4DError, match="the CogVideoX weights at .* did not load"):
+        load_cogvideox(CogVideoXOptions(source=str(tmp_path / "weights")))

@@ -14,6 +14,7 @@ sin-cos table the model never saw.
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,6 +32,19 @@ class CogVideoXOptions:
     vae_tiling: bool = False  # decode the video in tiles (less memory, slower)
 
 
+def weights_present(source: str) -> bool:
+    """Whether ``source`` is a pipeline folder, or a model id whose pipeline index is in the local cache."""
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+
+    if Path(source).is_dir():
+        return (Path(source) / "model_index.json").is_file()
+    try:
+        return isinstance(try_to_load_from_cache(source, "model_index.json"), str)
+    except HFValidationError:  # a path that is not there, not a model id
+        return False
+
+
 def load_cogvideox(options: CogVideoXOptions):
     """The image-to-video pipeline, on CUDA when available; a one-line error names missing weights."""
     from diffusers import CogVideoXImageToVideoPipeline
@@ -40,12 +54,14 @@ def load_cogvideox(options: CogVideoXOptions):
         pipeline = CogVideoXImageToVideoPipeline.from_pretrained(
             options.source, dtype=torch.bfloat16 if cuda else torch.float32, local_files_only=True
         )
-    except (OSError, ValueError) as error:
-        raise Scene4DError(
-            f"no CogVideoX image-to-video weights at {options.source!r} (a local folder or a model id in the local "
-            f"Hugging Face cache); download {COGVIDEOX_ID} on a machine with internet first "
-            f"({error.__class__.__name__})"
-        ) from None
+    except (OSError, ValueError, ImportError) as error:
+        if not weights_present(options.source):
+            raise Scene4DError(
+                f"no CogVideoX image-to-video weights at {options.source!r} (a local folder or a model id in the "
+                f"local Hugging Face cache); download {COGVIDEOX_ID} on a machine with internet first "
+                f"({error.__class__.__name__})"
+            ) from None
+        raise Scene4DError(f"the CogVideoX weights at {options.source!r} did not load: {error}") from None
     if options.cpu_offload:
         if not cuda:
             raise Scene4DError("--cpu-offload needs a CUDA GPU")
