@@ -560,6 +560,9 @@ def model(
 MODES = ("3d", "4d", "interp")
 BACKBONES = ("scene4d-tiny", "cogvideox")
 COGVIDEOX_FRAMES = 49  # CogVideoX-5b-I2V's video length
+# Director recipe per backbone: rank, alpha, steps, batch. DimensionX: rank 256 for 3000 steps on CogVideoX,
+# its files applied at alpha / rank = 1 / 256; the tiny model (width 256) takes a scaled-down recipe.
+DIRECTOR_RECIPES = {"scene4d-tiny": (16, 16.0, 300, 4), "cogvideox": (256, 1.0, 3000, 1)}
 
 
 @train_command
@@ -580,14 +583,23 @@ def director(
         Path | None, typer.Option(help="The model folder the director adapts (frozen); default: the bundled model.")
     ] = None,
     rank: Annotated[
-        int, typer.Option(help="LoRA rank (DimensionX: 256 on CogVideoX, width 3072; tiny model: 16).")
-    ] = 16,
-    alpha: Annotated[float, typer.Option(help="LoRA alpha; the update is scaled by alpha / rank.")] = 16.0,
+        int | None,
+        typer.Option(help="LoRA rank; default 16 on the tiny model, 256 on cogvideox (DimensionX's, width 3072)."),
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        typer.Option(
+            help="LoRA alpha, the update scaled by alpha / rank; default 16, on cogvideox 1 (DimensionX's 1/256)."
+        ),
+    ] = None,
     steps: Annotated[
-        int, typer.Option(help="Optimisation steps (DimensionX: 3000 on CogVideoX; scaled down for the tiny model).")
-    ] = 300,
+        int | None,
+        typer.Option(help="Optimisation steps; default 300 on the tiny model, 3000 on cogvideox (DimensionX's)."),
+    ] = None,
     lr: Annotated[float, typer.Option(help="AdamW learning rate of the LoRA weights (DimensionX: 1e-3).")] = 1e-3,
-    batch_size: Annotated[int, typer.Option(help="Samples per step.")] = 4,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Samples per step; default 4 on the tiny model, 1 on cogvideox.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the LoRA initialisation, the samples and the noise.")] = 0,
     backbone: Annotated[
         str, typer.Option(help="scene4d-tiny (the --base model folder) or cogvideox (CogVideoX-5b-I2V, CUDA).")
@@ -621,6 +633,10 @@ def director(
         raise Scene4DError("--last-frame is for --backbone cogvideox: the scene4d model conditions on any frames")
     if base is not None and backbone == "cogvideox":
         raise Scene4DError("--base names a scene4d model; with --backbone cogvideox give --cogvideox")
+    given = (rank, alpha, steps, batch_size)
+    rank, alpha, steps, batch_size = (
+        default if value is None else value for value, default in zip(given, DIRECTOR_RECIPES[backbone], strict=True)
+    )
     config = DirectorTrainConfig(kind, trajectory, rank, alpha, steps, lr, batch_size, seed=seed)
     if backbone == "cogvideox":
         from scene4d.models.cogvideox import CogVideoXOptions, encoded_prompt, load_cogvideox

@@ -144,15 +144,19 @@ def test_a_director_trains_on_cogvideox_and_only_its_lora_moves(tmp_path):
         )
     pipeline = tiny_pipeline(use_learned_positional_embeddings=True)  # as CogVideoX-5b-I2V
     base = {name: value.clone() for name, value in pipeline.transformer.state_dict().items()}
-    seen = []
+    seen, checkpointed = [], []
     pipeline.transformer.patch_embed.register_forward_pre_hook(
         lambda module, args: seen.append(module.pos_embedding.shape)
+    )
+    pipeline.transformer.register_forward_pre_hook(
+        lambda module, args: checkpointed.append(module.gradient_checkpointing)
     )
     config = DirectorTrainConfig("temporal", rank=2, alpha=2.0, steps=2, batch_size=1, checkpoint_every=1)
     prompt = torch.randn(1, 4, 16, generator=torch.Generator().manual_seed(0))
     info = train_cogvideox_director(config, pipeline, prompt, tmp_path, tmp_path / "t.safetensors", 17, None)
     assert (info.kind, info.backbone) == ("temporal", "cogvideox")
     assert seen == [(1, 4 + 5 * 4, 32)] * 2  # 17 frames: the learned table stretched to 5 latent frames, not 3
+    assert checkpointed == [True, True] and not pipeline.transformer.gradient_checkpointing  # only while training
     trained = director_state(pipeline.transformer, TRAINED)
     assert any(value.abs().max() > 0 for key, value in trained.items() if "lora_B" in key)
     for name, value in pipeline.transformer.state_dict().items():
@@ -289,3 +293,28 @@ def test_cogvideox_loads_from_a_local_folder_with_its_sentencepiece_tokenizer(tm
     (tmp_path / "weights" / "transformer" / "config.json").write_text("{ broken")
     with pytest.raises(Scene4DError, match="the CogVideoX weights at .* did not load"):
         load_cogvideox(CogVideoXOptions(source=str(tmp_path / "weights")))
+
+
+def test_director_training_takes_dimensionx_recipe_on_cogvideox(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from scene4d.cli import app
+
+    configs = []
+    monkeypatch.setattr("scene4d.models.cogvideox.load_cogvideox", lambda options: tiny_pipeline())
+    monkeypatch.setattr("scene4d.models.cogvideox.encoded_prompt", lambda *args: {"prompt_embeds": None})
+    monkeypatch.setattr("scene4d.train.director.train_cogvideox_director", lambda config, *args: configs.append(config))
+    args = [
+        "train",
+        "director",
+        "--kind",
+        "temporal",
+        "--data",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "t.safetensors"),
+    ]
+    for options in (["--backbone", "cogvideox"], ["--backbone", "cogvideox", "--rank", "64", "--steps", "10"]):
+        assert CliRunner().invoke(app, [*args, *options]).exit_code == 0
+    recipes = [(config.rank, config.alpha, config.steps, config.batch_size) for config in configs]
+    assert recipes == [(256, 1.0, 3000, 1), (64, 1.0, 10, 1)]  # DimensionX's rank, steps and 1/256 scale

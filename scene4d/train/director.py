@@ -157,8 +157,13 @@ def train_cogvideox_director(
         return cogvideox_loss(pipeline, videos, prompt_embeds, generator, last_frame)
 
     info = DirectorInfo(config.kind, config.trajectory, config.rank, config.alpha, "cogvideox")
-    with positions_for(pipeline.transformer, num_frames):
-        run_director_training(config, pipeline.transformer, step_loss, out, info, on_step)
+    transformer = pipeline.transformer
+    transformer.enable_gradient_checkpointing()  # 49 frames of 90 x 60 latents through a 5B transformer
+    try:
+        with positions_for(transformer, num_frames):
+            run_director_training(config, transformer, step_loss, out, info, on_step)
+    finally:
+        transformer.disable_gradient_checkpointing()
     return info
 
 
