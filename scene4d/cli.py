@@ -735,9 +735,11 @@ def generate(
         typer.Option(help="T-Director for object motion: auto (the shipped `temporal`), none, a name or a file."),
     ] = "auto",
     switch_step: Annotated[
-        int,
-        typer.Option(help="3d with --motion > 0: Switch-Once runs the S-Director for this many steps, then the T."),
-    ] = 3,
+        int | None,
+        typer.Option(
+            help="3d with --motion > 0: Switch-Once runs the S-Director for this many steps (default 3), then the T."
+        ),
+    ] = None,
     cameras: Annotated[
         Path | None,
         typer.Option(
@@ -804,6 +806,12 @@ def generate(
         raise Scene4DError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
     if director_dir is not None and backbone != "cogvideox":
         raise Scene4DError("--director-dir is for --backbone cogvideox; the scene4d model ships its directors")
+    if switch_step is not None and mode != "3d":
+        raise Scene4DError(f"--switch-step is for --mode 3d (Switch-Once); --mode {mode} runs each stage's director")
+    if switch_step is None:
+        from scene4d.directors.schedule import SWITCH_STEP
+
+        switch_step = SWITCH_STEP
     fitting = {
         "lpips_weight": lpips_weight, "lpips_weights": None if lpips_weights is None else str(lpips_weights),
         "backend": backend,

@@ -15,6 +15,8 @@ from torch import Tensor, nn
 from scene4d.directors.lora import activate
 from scene4d.errors import Scene4DError
 
+SWITCH_STEP = 3  # DimensionX's k: the S-Director's steps before the T-Director takes over
+
 
 @dataclass(frozen=True)
 class DirectorSchedule:
@@ -49,7 +51,7 @@ def single(name: str | None) -> DirectorSchedule:
     return DirectorSchedule(((0, name),))
 
 
-def switch_once(spatial: str | None, temporal: str | None, switch_step: int = 3) -> DirectorSchedule:
+def switch_once(spatial: str | None, temporal: str | None, switch_step: int = SWITCH_STEP) -> DirectorSchedule:
     """DimensionX's Switch-Once: ``spatial`` for steps ``0 .. switch_step - 1``, then ``temporal``
     (``None``: the base model in that phase)."""
     if switch_step < 0:
