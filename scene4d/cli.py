@@ -561,7 +561,7 @@ MODES = ("3d", "4d", "interp")
 BACKBONES = ("scene4d-tiny", "cogvideox")
 COGVIDEOX_FRAMES = 49  # CogVideoX-5b-I2V's video length
 # Director recipe per backbone: rank, alpha, steps, batch. DimensionX: rank 256 for 3000 steps on CogVideoX,
-# its files applied at alpha / rank = 1 / 256; the tiny model (width 256) takes a scaled-down recipe.
+# its files applied at alpha / rank = 1 / 256; the tiny model (width 128) takes a scaled-down recipe.
 DIRECTOR_RECIPES = {"scene4d-tiny": (16, 16.0, 300, 4), "cogvideox": (256, 1.0, 3000, 1)}
 
 
@@ -589,7 +589,8 @@ def director(
     alpha: Annotated[
         float | None,
         typer.Option(
-            help="LoRA alpha, the update scaled by alpha / rank; default 16, on cogvideox 1 (DimensionX's 1/256)."
+            help="LoRA alpha, the update scaled by alpha / rank; default 16, on cogvideox 1 "
+            "(DimensionX's files: 1 / rank)."
         ),
     ] = None,
     steps: Annotated[
@@ -806,8 +807,10 @@ def generate(
         raise Scene4DError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
     if director_dir is not None and backbone != "cogvideox":
         raise Scene4DError("--director-dir is for --backbone cogvideox; the scene4d model ships its directors")
-    if switch_step is not None and mode != "3d":
-        raise Scene4DError(f"--switch-step is for --mode 3d (Switch-Once); --mode {mode} runs each stage's director")
+    if switch_step is not None and (mode != "3d" or not motion):
+        raise Scene4DError("--switch-step is for Switch-Once: --mode 3d with --motion > 0")
+    if switch_step is not None and switch_step < 0:
+        raise Scene4DError(f"--switch-step must be >= 0, got {switch_step}")
     if switch_step is None:
         from scene4d.directors.schedule import SWITCH_STEP
 

@@ -295,7 +295,7 @@ def test_cogvideox_loads_from_a_local_folder_with_its_sentencepiece_tokenizer(tm
         load_cogvideox(CogVideoXOptions(source=str(tmp_path / "weights")))
 
 
-def test_director_training_takes_dimensionx_recipe_on_cogvideox(tmp_path, monkeypatch):
+def test_director_training_takes_each_backbones_recipe(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from scene4d.cli import app
@@ -316,5 +316,7 @@ def test_director_training_takes_dimensionx_recipe_on_cogvideox(tmp_path, monkey
     ]
     for options in (["--backbone", "cogvideox"], ["--backbone", "cogvideox", "--rank", "64", "--steps", "10"]):
         assert CliRunner().invoke(app, [*args, *options]).exit_code == 0
+    monkeypatch.setattr("scene4d.train.director.train_director", lambda config, *args: configs.append(config))
+    assert CliRunner().invoke(app, args).exit_code == 0  # the bundled tiny model
     recipes = [(config.rank, config.alpha, config.steps, config.batch_size) for config in configs]
-    assert recipes == [(256, 1.0, 3000, 1), (64, 1.0, 10, 1)]  # DimensionX's rank, steps and 1/256 scale
+    assert recipes == [(256, 1.0, 3000, 1), (64, 1.0, 10, 1), (16, 16.0, 300, 4)]  # DimensionX's; scaled down

@@ -314,7 +314,9 @@ def test_generate_3d_on_cogvideox_switches_once_at_the_pipeline_frame_size(tmp_p
     [
         (["--mode", "4d", "--views", "8"], "8k \\+ 1 frames .* got 8"),
         (["--mode", "4d", "--views", "9", "--motion", "0.5"], "no --motion"),
-        (["--mode", "4d", "--views", "9", "--switch-step", "2"], "--switch-step is for --mode 3d"),
+        (["--mode", "4d", "--views", "9", "--switch-step", "2"], "--switch-step is for Switch-Once"),
+        (["--switch-step", "2"], "--switch-step is for Switch-Once"),  # 3d, but nothing moves
+        (["--motion", "0.5", "--switch-step", "-1"], "--switch-step must be >= 0"),
         (["--mode", "4d", "--views", "0"], "8k \\+ 1 frames .* got 0"),
         (["--mode", "interp"], "needs a first-and-last-frame model"),
         (["--mode", "interp", "--cogvideox", "interp-model"], "takes 2 image\\(s\\), got 1"),
