@@ -887,6 +887,11 @@ def open_cogvideox(photos: list, settings: CogVideoXSettings) -> tuple[Any, list
     return pipeline, [fit_image(photo, *frame_size(pipeline)) for photo in photos]
 
 
+def cogvideox_meta(request: "GenerateRequest", settings: CogVideoXSettings) -> dict:
+    """What a CogVideoX clip records of how it was made."""
+    return {"kind": "generated", "backbone": "cogvideox", "seed": request.seed, "prompt": settings.prompt}
+
+
 def camera_move(transformer: Any, name: str | None) -> str | None:
     """The move of a loaded S-Director: its header's, else its name when that names a move (a file of a
     --director-dir); the cameras when SfM cannot register the frames."""
@@ -920,7 +925,7 @@ def generate_with_cogvideox(
             pipeline, image, request.frames, request.steps, request.guidance, request.seed, schedule,
             on_step=on_step, **encoded_prompt(pipeline, settings.prompt, request.guidance),
         )  # fmt: skip
-    meta = {"kind": "generated", "backbone": "cogvideox", "seed": request.seed, "prompt": settings.prompt}
+    meta = cogvideox_meta(request, settings)
     meta |= {"directors": [list(phase) for phase in schedule.phases]}
     move = camera_move(pipeline.transformer, schedule.phases[0][1])
     return cogvideox_clip(frames, ASSUMED_FOV_X_DEG, move, meta, motion > 0)
@@ -947,7 +952,7 @@ def interpolate_with_cogvideox(images: list[Path], request: "GenerateRequest", s
             on_step=on_step, last_image=last, **encoded_prompt(pipeline, settings.prompt, request.guidance),
         )  # fmt: skip
     frames[0], frames[-1] = first, last
-    meta = {"kind": "generated", "backbone": "cogvideox", "seed": request.seed, "prompt": settings.prompt}
+    meta = cogvideox_meta(request, settings)
     meta |= {"matched_move": move, "condition_frames": [0, len(frames) - 1], "directors": [[0, spatial]]}
     return cogvideox_clip(frames, ASSUMED_FOV_X_DEG, move, meta, False, size)
 
@@ -1019,15 +1024,19 @@ def generate_4d_with_cogvideox(
         spatial_director=pick_director(pipeline.transformer, shipped, request.director, request.trajectory),
         temporal_director=pick_director(pipeline.transformer, shipped, request.temporal_director, TEMPORAL),
     )  # fmt: skip
+    text = encoded_prompt(pipeline, settings.prompt, request.guidance)
+    move = camera_move(pipeline.transformer, config.spatial_director)
+    run_4d(config, functools.partial(generate_cogvideox_4d, pipeline, image, config, request.guidance, text, move), out)
+
+
+def run_4d(config: Any, generate: Callable[[Callable[[str, int, int], None]], Any], out: Path) -> None:
+    """Print a 4D generation's directors, run ``generate(on_progress)`` under a bar naming its stage, and
+    write the result (``save_4d``)."""
     spatial, temporal = config.spatial_director, config.temporal_director
     console.print(f"directors: spatial {spatial or 'the base model'}, temporal {temporal or 'the base model'}")
-    text = encoded_prompt(pipeline, settings.prompt, request.guidance)
     with progress_bar() as progress:
         task = progress.add_task("4d", total=None)
-        result = generate_cogvideox_4d(
-            pipeline, image, config, request.guidance, text, camera_move(pipeline.transformer, spatial),
-            lambda stage, step, total: progress.update(task, description=f"4d: {stage} {step}/{total}"),
-        )  # fmt: skip
+        result = generate(lambda stage, step, total: progress.update(task, description=f"4d: {stage} {step}/{total}"))
     save_4d(result, out)
 
 
@@ -1144,15 +1153,7 @@ def generate_4d_views(
         temporal_director=pick_director(bundle.denoiser, bundle.directors, request.temporal_director, TEMPORAL),
     )  # fmt: skip
     image = squared_images(inputs, bundle.info.resolution, console.print)[0]
-    spatial, temporal = config.spatial_director, config.temporal_director
-    console.print(f"directors: spatial {spatial or 'the base model'}, temporal {temporal or 'the base model'}")
-    with progress_bar() as progress:
-        task = progress.add_task("4d", total=None)
-        result = generate_4d(
-            bundle, image, config,
-            lambda stage, step, total: progress.update(task, description=f"4d: {stage} {step}/{total}"),
-        )  # fmt: skip
-    save_4d(result, out)
+    run_4d(config, functools.partial(generate_4d, bundle, image, config), out)
 
 
 def fit_scene(

@@ -26,6 +26,15 @@ def tiny_pipeline(**options):
     )
 
 
+def record_image_conditions(pipeline) -> list[torch.Tensor]:
+    """The image-condition latents [1, F, C, h, w] (the second half of the channels) of every transformer call."""
+    conditions = []
+    pipeline.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: conditions.append(kwargs["hidden_states"][:, :, 4:].clone()), with_kwargs=True
+    )
+    return conditions
+
+
 def test_switch_once_switches_directors_inside_diffusers_loop(tmp_path):
     pipeline = tiny_pipeline()
     for seed, name in enumerate(("orbit-left", "temporal")):
@@ -172,10 +181,7 @@ def test_a_director_trains_on_cogvideox_and_only_its_lora_moves(tmp_path):
 def test_an_interpolation_model_sees_the_last_image_as_the_last_latent_frame(invert_scale):
     pipeline = tiny_pipeline()
     pipeline.vae.register_to_config(invert_scale_latents=invert_scale)
-    conditions = []
-    pipeline.transformer.register_forward_pre_hook(
-        lambda module, args, kwargs: conditions.append(kwargs["hidden_states"][:, :, 4:].clone()), with_kwargs=True
-    )
+    conditions = record_image_conditions(pipeline)
     rng = np.random.default_rng(0)
     first, last = (rng.random((32, 32, 3)).astype(np.float32) for _ in range(2))
     embeds = torch.randn(1, 4, 16, generator=torch.Generator().manual_seed(1))
@@ -192,10 +198,7 @@ def test_interpolation_directors_train_on_the_first_and_last_frame_condition():
     from scene4d.train.director import cogvideox_loss
 
     pipeline = tiny_pipeline()
-    conditions = []
-    pipeline.transformer.register_forward_pre_hook(
-        lambda module, args, kwargs: conditions.append(kwargs["hidden_states"][:, :, 4:].clone()), with_kwargs=True
-    )
+    conditions = record_image_conditions(pipeline)
     videos = np.random.default_rng(0).random((1, 9, 32, 32, 3)).astype(np.float32)
     embeds = torch.randn(1, 4, 16, generator=torch.Generator().manual_seed(1))
     cogvideox_loss(pipeline, videos, embeds, torch.Generator().manual_seed(0), last_frame=True)

@@ -5,7 +5,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
-from test_cogvideox import tiny_pipeline
+from test_cogvideox import record_image_conditions, tiny_pipeline
 from test_directors import dimensionx_lora_file
 
 from scene4d.directors.lora import active_director, load_director
@@ -153,10 +153,7 @@ def test_video_latents_encode_as_the_pipeline_encodes_its_condition_image(invert
 def test_eq6_refines_each_view_from_its_first_frame_and_the_same_noise():
     pipeline = tiny_pipeline()
     seen = record_denoiser_calls(pipeline)
-    conditions = []
-    pipeline.transformer.register_forward_pre_hook(
-        lambda module, args, kwargs: conditions.append(kwargs["hidden_states"][:, :, 4:].clone()), with_kwargs=True
-    )
+    conditions = record_image_conditions(pipeline)
     _, embeds, _ = tiny_inputs()
     config = FourDConfig(num_views=9, num_times=9, steps=4)
     run = partial(generate_cogvideox_frames, pipeline, steps=4, guidance=1.0, prompt_embeds=embeds)
@@ -262,10 +259,7 @@ def test_interp_on_cogvideox_runs_the_director_of_the_move_between_the_two_image
             folder / f"{move.replace('-', '_')}_lora_weights.safetensors", pipeline.transformer, 4, seed
         )
     seen = record_denoiser_calls(pipeline)
-    conditions = []
-    pipeline.transformer.register_forward_pre_hook(
-        lambda module, args, kwargs: conditions.append(kwargs["hidden_states"][:, :, 4:].clone()), with_kwargs=True
-    )
+    conditions = record_image_conditions(pipeline)
     clip = make_clip(SynthConfig(kind="spatial", resolution=128, num_frames=9, trajectory="pan-right"), 3)
     for name, frame in (("a.png", clip.frames[0]), ("b.png", clip.frames[-1])):
         write_image(tmp_path / name, frame)

@@ -80,7 +80,7 @@ def guided_velocity(
     return null_velocity + guidance * (velocity - null_velocity)
 
 
-StepHook = Callable[[int, Tensor, Tensor], Tensor]  # (step, sigma [B], latents) -> latents
+StepHook = Callable[[int, Tensor, Tensor], Tensor]  # (step, noise level: sigma [B] or timestep, latents) -> latents
 
 
 def first_step(steps: int, strength: float) -> int:

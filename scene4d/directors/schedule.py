@@ -7,11 +7,11 @@ are switched inside the loop. A schedule is a list of phases, so other compositi
 a base-model warm-up, three directors) need no new code.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from scene4d.diffusion.flow import StepHook
 from scene4d.directors.lora import activate
 from scene4d.errors import Scene4DError
 
@@ -61,7 +61,7 @@ def switch_once(spatial: str | None, temporal: str | None, switch_step: int = SW
     return DirectorSchedule(((0, spatial), (switch_step, temporal)))
 
 
-def schedule_hook(backbone: nn.Module, schedule: DirectorSchedule) -> Callable[[int, Tensor, Tensor], Tensor]:
+def schedule_hook(backbone: nn.Module, schedule: DirectorSchedule) -> StepHook:
     """A sampler step hook that activates the scheduled director before each step (latents unchanged)."""
 
     def activate_scheduled(step: int, sigma: Tensor, latents: Tensor) -> Tensor:

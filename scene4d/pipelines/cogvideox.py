@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from scene4d.curate.sfm import SfMResult, estimate_cameras
+from scene4d.diffusion.flow import StepHook
 from scene4d.directors.lora import activate, restoring_director
 from scene4d.directors.schedule import DirectorSchedule
 from scene4d.errors import Scene4DError
@@ -28,8 +29,6 @@ from scene4d.io.media import to_uint8
 from scene4d.models.cogvideox import positions_for, video_latents
 
 ASSUMED_FOV_X_DEG = 55.0  # CogVideoX's frames carry no intrinsics; SfM fixes this field of view
-
-LatentHook = Callable[[int, Tensor, Tensor], Tensor]  # (step, timestep, latents) -> latents, before that step
 
 
 def frame_size(pipeline) -> tuple[int, int]:
@@ -125,7 +124,7 @@ def generate_cogvideox_frames(
     *,
     start: Tensor | None = None,  # [1, F, C, h, w] latents already noised to the level of ``first_step``
     first_step: int = 0,
-    hooks: Sequence[LatentHook] = (),
+    hooks: Sequence[StepHook] = (),
     last_image: np.ndarray | None = None,  # [H, W, 3]: the last frame too (an interpolation model)
 ) -> np.ndarray:
     """Frames [T, H, W, 3] in [0, 1]; ``schedule`` names the director of every denoising step.

@@ -25,6 +25,7 @@ from functools import partial
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from scene4d.diffusion.flow import first_step
 from scene4d.directors.schedule import single
@@ -93,12 +94,10 @@ def spatial_videos(
     own frame."""
     sharing = {}
     if config.share_reference:
-        generator = torch.Generator().manual_seed(config.seed + 2)  # the encoder's draw, then eps
-        clean = video_latents(pipeline, reference[None], generator)
-        noise = torch.randn(clean.shape, generator=generator).to(clean)
-        first = first_step(config.steps, config.reference_strength)
+        strength, seed = config.reference_strength, config.seed + 2
+        clean, noise, first, start = noised_video(pipeline, reference, strength, config.steps, seed)
         sharing = {
-            "start": noised_to_step(pipeline.scheduler, clean, noise, config.steps, first), "first_step": first,
+            "start": start, "first_step": first,
             "hooks": [blend_hook(clean, noise, config.blend_lambda, config.blend_steps, pipeline.scheduler.add_noise)],
         }  # fmt: skip
     videos = []
@@ -115,10 +114,19 @@ def refine_view(
     on_step: Callable[[int, int], None],
 ) -> np.ndarray:  # fmt: skip
     """Eq. 6: SDEdit of one view's video [N, H, W, 3] with the T-Director, from its first frame."""
-    generator = torch.Generator().manual_seed(seed)  # the encoder's draw, then eps
-    clean = video_latents(pipeline, frames[None], generator)
-    noise = torch.randn(clean.shape, generator=generator)
-    first = first_step(config.steps, strength)
-    start = noised_to_step(pipeline.scheduler, clean, noise, config.steps, first)
+    _, _, first, start = noised_video(pipeline, frames, strength, config.steps, seed)
     return run(frames[0], len(frames), seed=seed, schedule=single(config.temporal_director), on_step=on_step,
                start=start, first_step=first)  # fmt: skip
+
+
+def noised_video(
+    pipeline, frames: np.ndarray, strength: float, steps: int, seed: int
+) -> tuple[Tensor, Tensor, int, Tensor]:
+    """A video [T, H, W, 3] as an SDEdit start (eq. 4 and 6): its latents z_0 [1, F, C, h, w], the noise
+    eps (drawn after the encoder's sample, from one generator seeded ``seed``), the first step run at
+    ``strength`` of a ``steps`` schedule, and z_0 noised to that step."""
+    generator = torch.Generator().manual_seed(seed)
+    clean = video_latents(pipeline, frames[None], generator)
+    noise = torch.randn(clean.shape, generator=generator).to(clean)
+    first = first_step(steps, strength)
+    return clean, noise, first, noised_to_step(pipeline.scheduler, clean, noise, steps, first)

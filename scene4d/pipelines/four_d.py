@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from scene4d.curate.flow import dense_flow
-from scene4d.diffusion.flow import first_step, noisy_latents, sample
+from scene4d.diffusion.flow import StepHook, first_step, noisy_latents, sample
 from scene4d.directors.lora import restoring_director
 from scene4d.directors.schedule import schedule_hook, single
 from scene4d.errors import Scene4DError
@@ -93,7 +93,7 @@ def reference_index(frames: np.ndarray, threshold_px: float = 0.5) -> int:
 def blend_hook(
     reference: Tensor, noise: Tensor, weight: float, steps: int,
     forward_noise: Callable[[Tensor, Tensor, Tensor], Tensor] = noisy_latents,
-) -> Callable[[int, Tensor, Tensor], Tensor]:  # fmt: skip
+) -> StepHook:  # fmt: skip
     """Eq. 5: ``z = lambda z + (1 - lambda) z_ref,t`` on the latents the first ``steps`` steps denoised.
 
     A hook runs before a step, so step ``i`` blends what step ``i - 1`` made (at step 0 the
