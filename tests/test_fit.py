@@ -56,6 +56,44 @@ def test_an_interrupted_fit_resumes_to_the_same_result(small_clip, tmp_path):
         torch.testing.assert_close(resumed[name], tensor, msg=name)
 
 
+def test_a_fit_that_densifies_resumes_to_the_same_result(small_clip, tmp_path):
+    # gsplat's splits draw random samples: a resume must draw the ones the straight run drew.
+    config = FitConfig(
+        iterations=12, init_points=300, refine_start=1, refine_every=2, grow_grad2d=1e-9, checkpoint_every=5,
+        sh_degree=1,
+    )  # fmt: skip
+    uninterrupted = fit_gaussians(small_clip, config)
+    assert len(uninterrupted["means"]) > 300  # it densified
+
+    def crash(step, loss):
+        if step == 7:
+            torch.rand(5)  # whatever else draws from the global generator in between
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_gaussians(small_clip, config, checkpoint=tmp_path / "ckpt", on_step=crash)
+    resumed = fit_gaussians(small_clip, config, checkpoint=tmp_path / "ckpt")
+    for name, tensor in uninterrupted.items():
+        torch.testing.assert_close(resumed[name], tensor, msg=name)
+
+
+@pytest.mark.parametrize("refine_stop_fraction, resets", [(0.9, True), (0.4, False)])
+def test_opacities_reset_every_reset_every_steps_while_densifying(small_clip, refine_stop_fraction, resets):
+    from scene4d.splat.fit import Trainer, run_training
+
+    config = FitConfig(
+        iterations=10, init_points=300, refine_start=1000, reset_every=4, refine_stop_fraction=refine_stop_fraction,
+        sh_degree=0,
+    )  # fmt: skip
+    trainer = Trainer(initial_splats(small_clip, config), config, scene_scale=1.0)
+    run_training(trainer, small_clip, np.arange(len(small_clip)), None, None, None, None, until=5)  # steps 0-4
+    opacities = trainer.params["opacities"].detach()
+    ceiling = float(torch.logit(torch.tensor(2 * trainer.strategy.prune_opa)))  # 3DGS: clamp to 0.01
+    moments = trainer.optimizers["opacities"].state[trainer.params["opacities"]]["exp_avg"]
+    assert bool((opacities <= ceiling + 1e-6).all()) == resets
+    assert bool((moments == 0).all()) == resets
+
+
 def test_a_diverging_fit_stops_with_one_error_and_keeps_the_last_good_checkpoint(small_clip, tmp_path):
     from scene4d.errors import Scene4DError
     from scene4d.io.checkpoints import load_checkpoint

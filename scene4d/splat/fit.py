@@ -296,6 +296,20 @@ class Trainer:
         """Means, quaternions and log-scales to render at ``time``: the parameters themselves (static)."""
         return self.params["means"], self.params["quats"], self.params["scales"]
 
+    def densify(self, info: dict) -> None:
+        """gsplat's densification step, with its random split samples drawn from a generator seeded by
+        (seed, step), so that a resumed fit repeats them; then the periodic opacity reset, which gsplat
+        1.5.3 never runs (its test ``step % reset_every == 0 & step > 0`` is always false; a reset
+        twice is the same as once); then the Gaussian budget."""
+        from gsplat.strategy.ops import reset_opa
+
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(self.config.seed * 1_000_033 + self.step)
+            self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, self.step, info)
+        if 0 < self.step < self.strategy.refine_stop_iter and self.step % self.config.reset_every == 0:
+            reset_opa(self.params, self.optimizers, self.strategy_state, value=2 * self.strategy.prune_opa)
+        self.enforce_budget()
+
     def enforce_budget(self) -> None:
         """Prune the least opaque Gaussians beyond ``max_gaussians``: CPU time per step grows with
         the count, and gsplat's ``DefaultStrategy`` has no cap of its own."""
@@ -358,8 +372,7 @@ class Trainer:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         self.step_extra_optimizers()
-        self.strategy.step_post_backward(params, self.optimizers, self.strategy_state, self.step, result.info)
-        self.enforce_budget()
+        self.densify(result.info)
         self.step += 1
         return float(loss.detach())
 
