@@ -2,6 +2,7 @@
 
 import functools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -23,6 +24,7 @@ app = typer.Typer(
     help="scene4d: 3D and 4D scenes from images with camera- and time-controllable video diffusion.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",  # joins a docstring's wrapped lines; `code` is highlighted
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
@@ -37,7 +39,9 @@ LPIPS_WEIGHTS_HELP = (
 )
 
 
-train_app = typer.Typer(help="Train the VAE, the video model and LoRA directors.", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train the VAE, the video model and LoRA directors.", no_args_is_help=True, rich_markup_mode="markdown"
+)
 app.add_typer(train_app, name="train")
 
 
@@ -328,12 +332,17 @@ def render(
     splats, mode = load_ply(ply), ply_rasterize_mode(ply)
     views, times = load_cameras(cameras)
     moments = [float(moment) for moment in times] if time is None else [time] * len(views)
-    with atomic_directory(out) as staging, progress_bar() as progress:
+    with atomic_directory(out, holds_only_renders) as staging, progress_bar() as progress:
         task = progress.add_task("render", total=len(views))
         for index, rgb in enumerate(render_frames(splats, field, views, moments, None, backend, mode)):
             Image.fromarray(to_uint8(rgb.numpy())).save(staging / f"{index:04d}.png")
             progress.advance(task)
     console.print(f"{len(views)} views rendered to {out}")
+
+
+def holds_only_renders(folder: Path) -> bool:
+    """Whether every file in ``folder`` is a frame ``render`` writes (NNNN.png)."""
+    return all(re.fullmatch(r"\d{4}\.png", path.name) and path.is_file() for path in folder.iterdir())
 
 
 @command
@@ -370,7 +379,9 @@ def curate(
     videos: Annotated[
         Path, typer.Argument(help="Folder of videos (mp4, avi, mov, mkv) and/or folders of numbered frames.")
     ],
-    out: Annotated[Path, typer.Option(help="Dataset folder: OUT/clips/<video>/ and OUT/index.jsonl.")],
+    out: Annotated[
+        Path, typer.Option(help="Dataset folder: OUT/clips/VIDEO/ (VIDEO: the video's file name) and OUT/index.jsonl.")
+    ],
     workers: Annotated[int, typer.Option(help="Videos curated in parallel (processes).")] = 1,
     shard: Annotated[
         str, typer.Option(help="Curate only shard i of n ('i/n', 0-based), for several machines.")
@@ -378,8 +389,9 @@ def curate(
     masks: Annotated[
         Path | None,
         typer.Option(
-            help="Folder of user masks: MASKS/<video name>/NNNNN.png per source frame (grey = instance id, "
-            "0 = static). Videos without one use --segmentation-model, else flow-based motion masks."
+            help="Folder of user masks: MASKS/NAME/NNNNN.png per source frame (NAME: the video's file name "
+            "without its suffix; grey = instance id, 0 = static). Videos without one use --segmentation-model, "
+            "else flow-based motion masks."
         ),
     ] = None,
     depth_model: Annotated[
@@ -794,11 +806,14 @@ def generate(
     """
     from scene4d.directors.lora import director_files
     from scene4d.io import load_cameras, read_image, save_clip
+    from scene4d.io.atomic import check_replaceable
+    from scene4d.io.clip_folder import is_clip_folder
     from scene4d.models.bundle import load_bundle
     from scene4d.pipelines.generate import SEGMENT_FRAMES
 
     if mode not in MODES:
         raise Scene4DError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    check_replaceable(out, is_4d_output if mode == "4d" else is_clip_folder)
     if reconstruct and iters < 1:
         raise Scene4DError(f"--iters must be >= 1, got {iters}")
     if mode == "interp" and motion:
@@ -1045,12 +1060,17 @@ def save_4d(result: Any, out: Path) -> None:
     from scene4d.io import save_clip
     from scene4d.io.atomic import atomic_directory
 
-    with atomic_directory(out) as staging:
+    with atomic_directory(out, is_4d_output) as staging:
         save_clip(result.temporal, staging / "temporal")
         save_clip(result.reference, staging / "reference")
         for index, view in enumerate(result.views):
             save_clip(view, staging / "views" / f"{index:02d}")
     console.print(f"{len(result.views)} views x {len(result.temporal)} times written to {out / 'views'}")
+
+
+def is_4d_output(folder: Path) -> bool:
+    """Whether ``folder`` holds what ``save_4d`` writes (its ``views`` folder)."""
+    return (folder / "views").is_dir()
 
 
 def load_multiview(folder: Path) -> "Clip":

@@ -330,6 +330,15 @@ def test_generate_on_cogvideox_refuses_what_it_cannot_make_at_once(tmp_path, mon
     assert loads == 0 and not (tmp_path / "out").exists()  # before minutes of loading weights
 
 
+@pytest.mark.parametrize("mode", ["3d", "4d"])
+def test_generate_never_replaces_a_folder_of_other_files(tmp_path, monkeypatch, mode):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    result, loads = run_generate(tmp_path, monkeypatch, "--mode", mode, "--views", "9")
+    assert result.exit_code == 2 and "holds other files" in result.output and loads == 0
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["notes.txt"]
+
+
 def test_generate_on_cogvideox_reads_the_image_before_loading_weights(tmp_path, monkeypatch):
     result, loads = run_generate(tmp_path, monkeypatch, photo="missing.png")
     assert result.exit_code == 2 and "missing.png" in result.output and loads == 0

@@ -138,6 +138,14 @@ def test_reconstruct_and_render_commands(small_clip, tmp_path):
     recomputed = float(psnr(torch.from_numpy(images), torch.from_numpy(small_clip.frames)).mean())
     assert abs(recomputed - metrics["train_psnr"]) < 0.2
     assert (tmp_path / "out" / "orbit.mp4").stat().st_size > 0
+    render = ["render", str(tmp_path / "out" / "scene.ply"), "--cameras", transforms, "--out"]
+    (tmp_path / "views" / "0000.png").unlink()
+    assert runner.invoke(app, [*render, str(tmp_path / "views")]).exit_code == 0  # an earlier render is replaced
+    assert (tmp_path / "views" / "0000.png").is_file()
+    before = sorted(path.name for path in (tmp_path / "out").iterdir())
+    refused = runner.invoke(app, [*render, str(tmp_path / "out")])  # the fit's folder is not
+    assert refused.exit_code == 2 and "holds other files" in refused.output
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == before
 
 
 def test_reconstruct_can_leave_the_objects_out_of_the_loss(small_clip, tmp_path, monkeypatch):

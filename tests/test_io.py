@@ -181,6 +181,24 @@ def test_a_crash_while_saving_leaves_nothing_half_written(synth_clip, tmp_path, 
     assert [p.name for p in tmp_path.iterdir()] == ["clip"]  # no temporary folder left behind
 
 
+def test_a_clip_replaces_an_earlier_clip_but_never_a_folder_of_other_files(synth_clip, tmp_path):
+    short = Clip(synth_clip.frames[:2], synth_clip.cameras[:2], synth_clip.times[:2])
+    save_clip(synth_clip, tmp_path / "clip")
+    save_clip(short, tmp_path / "clip")
+    assert len(load_clip(tmp_path / "clip")) == 2
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "holiday.jpg").write_bytes(b"not ours")
+    (tmp_path / "file").write_text("not a folder")
+    for target in (tmp_path / "photos", tmp_path / "file"):
+        with pytest.raises(Scene4DError, match="holds other files"):
+            save_clip(short, target)
+    assert (tmp_path / "photos" / "holiday.jpg").read_bytes() == b"not ours"
+    assert (tmp_path / "file").read_text() == "not a folder"
+    (tmp_path / "empty").mkdir()
+    save_clip(short, tmp_path / "empty")
+    assert len(load_clip(tmp_path / "empty")) == 2
+
+
 def test_per_frame_intrinsics_round_trip(synth_clip, tmp_path):
     K = synth_clip.cameras.K.clone()
     K[1, 0, 0] *= 1.5

@@ -149,9 +149,9 @@ class Models:
 
 
 def curate_one(path: Path, out: Path, config: CurateConfig, user_masks: Path | None, models: Models) -> dict[str, Any]:
-    """Curate ``path`` into ``out/clips/<name>``; the index record (never raises on bad input).
+    """Curate ``path`` into ``out/clips/<file name>``; the index record (never raises on bad input).
 
-    Masks come from ``user_masks/<name>/`` when present, else the segmentation model, else flow.
+    Masks come from ``user_masks/<file name without suffix>/`` when present, else the segmentation model, else flow.
     """
     name = path.stem if path.is_file() else path.name
     clip_path = None

@@ -47,12 +47,17 @@ def convert_c2w_opencv_opengl(c2w: np.ndarray) -> np.ndarray:
     return c2w @ OPENCV_TO_OPENGL
 
 
+def is_clip_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a Clip written by ``save_clip`` (its ``transforms.json`` and ``meta.json``)."""
+    return (folder / "transforms.json").is_file() and (folder / "meta.json").is_file()
+
+
 def save_clip(clip: Clip, folder: str | Path, fps: float = 10.0) -> Path:
     """Write ``clip`` as a Clip folder, atomically (a crash leaves no partial folder)."""
     from PIL import Image
 
     folder = Path(folder)
-    with atomic_directory(folder) as staging:
+    with atomic_directory(folder, is_clip_folder) as staging:
         (staging / "images").mkdir()
         frames = transforms_frames(clip)
         for index, image in enumerate(to_uint8(clip.frames)):
