@@ -56,6 +56,18 @@ def test_an_interrupted_fit_resumes_to_the_same_result(small_clip, tmp_path):
         torch.testing.assert_close(resumed[name], tensor, msg=name)
 
 
+def test_a_checkpoint_of_another_clip_is_refused(small_clip, tmp_path):
+    from scene4d.errors import Scene4DError
+    from scene4d.io import Clip
+
+    config = FitConfig(iterations=3, init_points=300, refine_start=1000, sh_degree=0)
+    fit_gaussians(small_clip, config, checkpoint=tmp_path / "ckpt")
+    fit_gaussians(small_clip, config, checkpoint=tmp_path / "ckpt")  # the same clip: the finished fit
+    fewer = Clip(small_clip.frames[:-1], small_clip.cameras[:-1], small_clip.times[:-1], depth=small_clip.depth[:-1])
+    with pytest.raises(Scene4DError, match="fitted to another clip"):
+        fit_gaussians(fewer, config, checkpoint=tmp_path / "ckpt")
+
+
 def test_a_fit_that_densifies_resumes_to_the_same_result(small_clip, tmp_path):
     # gsplat's splits draw random samples: a resume must draw the ones the straight run drew.
     config = FitConfig(
@@ -143,6 +155,13 @@ def test_reconstruct_and_render_commands(small_clip, tmp_path):
     assert runner.invoke(app, [*render, str(tmp_path / "views")]).exit_code == 0  # an earlier render is replaced
     assert (tmp_path / "views" / "0000.png").is_file()
     before = sorted(path.name for path in (tmp_path / "out").iterdir())
+    folder = ["render", str(tmp_path / "out"), "--cameras", transforms, "--out", str(tmp_path / "from_folder")]
+    assert runner.invoke(app, folder).exit_code == 0  # a static fit's folder renders its scene.ply
+    for index in range(len(small_clip)):
+        name = f"{index:04d}.png"
+        np.testing.assert_array_equal(
+            read_image(tmp_path / "from_folder" / name), read_image(tmp_path / "views" / name)
+        )
     refused = runner.invoke(app, [*render, str(tmp_path / "out")])  # the fit's folder is not
     assert refused.exit_code == 2 and "holds other files" in refused.output
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == before

@@ -264,6 +264,7 @@ class Trainer:
         from gsplat.strategy import DefaultStrategy
 
         self.config, self.step, self.scene_scale = config, step, scene_scale
+        self.clip_digest: str | None = None  # of the clip trained on (run_training); a checkpoint records it
         self.device = backend_device(config.backend)
         self.params = torch.nn.ParameterDict(
             {name: torch.nn.Parameter(splats[name].to(self.device, copy=True)) for name in SPLAT_NAMES}
@@ -395,7 +396,10 @@ class Trainer:
         for key, value in self.strategy_state.items():
             if isinstance(value, Tensor):
                 tensors[f"strategy/{key}"] = value
-        state = {"step": self.step, "scene_scale": self.scene_scale, "adam_steps": steps, "config": asdict(self.config)}
+        state = {
+            "step": self.step, "scene_scale": self.scene_scale, "adam_steps": steps, "config": asdict(self.config),
+            "clip": self.clip_digest,
+        }  # fmt: skip
         tensors = {**tensors, **self.extra_tensors()}
         check_finite(tensors, self.step)  # a diverged fit never replaces the last good checkpoint
         save_checkpoint(folder, tensors, {**state, **self.extra_state()})
@@ -436,13 +440,26 @@ def raise_diverged(step: int, names: list[str]) -> None:
     )
 
 
-def read_checkpoint(folder: Path, config: FitConfig) -> tuple[Splats, dict[str, Tensor], dict]:
-    """Splats, all tensors and the state of a checkpoint that was made with ``config``."""
+def clip_digest(clip: Clip) -> str:
+    """A fingerprint (SHA-1) of what a fit learns from: the frames, cameras, times and depth of ``clip``."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    arrays = [clip.frames, clip.cameras.K.numpy(), clip.cameras.w2c.numpy(), clip.times]
+    for array in arrays + ([] if clip.depth is None else [clip.depth]):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def read_checkpoint(folder: Path, config: FitConfig, clip: Clip) -> tuple[Splats, dict[str, Tensor], dict]:
+    """Splats, all tensors and the state of a checkpoint that was made with ``config`` on ``clip``."""
     import json
 
     tensors, state = load_checkpoint(folder)
     if state["config"] != json.loads(json.dumps(asdict(config))):
         raise Scene4DError(f"checkpoint {folder} was made with other settings; use another --out or the same options")
+    if state.get("clip") != clip_digest(clip):
+        raise Scene4DError(f"checkpoint {folder} was fitted to another clip; use another --out")
     return {name: tensors[f"params/{name}"] for name in SPLAT_NAMES}, tensors, state
 
 
@@ -462,7 +479,7 @@ def fit_gaussians(
     torch.manual_seed(config.seed)
     config = settled(config, dynamic=False)
     if checkpoint is not None and (checkpoint / "state.json").exists():
-        splats, tensors, state = read_checkpoint(checkpoint, config)
+        splats, tensors, state = read_checkpoint(checkpoint, config, clip)
         trainer = Trainer(splats, config, state["scene_scale"], step=state["step"])
         trainer.restore(tensors, state)
     else:
@@ -484,6 +501,7 @@ def run_training(
     """Step ``trainer`` up to ``until`` (default: the configured iterations), cycling through the
     given frames in a seeded random order per epoch; each frame is rendered at its clip time."""
     config, device = trainer.config, trainer.device
+    trainer.clip_digest = clip_digest(clip)
     until = config.iterations if until is None else until
     frames, cameras = torch.from_numpy(clip.frames).to(device), clip.cameras.to(device)
     confidences = None if confidence is None else torch.from_numpy(np.asarray(confidence, np.float32)).to(device)

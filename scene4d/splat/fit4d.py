@@ -104,7 +104,7 @@ def fit_dynamic(
     torch.manual_seed(config.seed)
     config = settled(config, dynamic=True)
     if checkpoint is not None and (checkpoint / "state.json").exists():
-        splats, tensors, state = read_checkpoint(checkpoint, config)
+        splats, tensors, state = read_checkpoint(checkpoint, config, clip)
         if state.get("warmup") != warmup:
             raise Scene4DError(f"checkpoint {checkpoint} used {state.get('warmup')} warm-up steps, not {warmup}")
         deformation = DeformationConfig.from_json(state["deformation"])
