@@ -302,7 +302,12 @@ def fit_with_progress(
 
 @command
 def render(
-    scene: Annotated[Path, typer.Argument(help="A 3DGS .ply file, or a 4D scene folder from `reconstruct --dynamic`.")],
+    scene: Annotated[
+        Path,
+        typer.Argument(
+            help="A 3DGS .ply file, or a folder from `reconstruct` (4D when it holds `deformation/`, from --dynamic)."
+        ),
+    ],
     cameras: Annotated[Path, typer.Option(help="A nerfstudio transforms.json whose cameras to render.")],
     out: Annotated[Path, typer.Option(help="Folder that receives NNNN.png in frame order.")],
     time: Annotated[
@@ -324,10 +329,11 @@ def render(
 
     if time is not None and not 0.0 <= time <= 1.0:
         raise Scene4DError(f"--time must lie in [0, 1], got {time}")
-    if time is not None and scene.is_file():
-        raise Scene4DError(f"--time renders a 4D scene folder; {scene} is a static .ply")
+    dynamic = (scene / "deformation").is_dir()
+    if time is not None and not dynamic:
+        raise Scene4DError(f"--time renders a 4D scene folder (with deformation/); {scene} is static")
     backend_device(backend)  # fails here, before any file is read, where the backend cannot run
-    field = load_deformation(scene / "deformation") if scene.is_dir() else None
+    field = load_deformation(scene / "deformation") if dynamic else None
     ply = scene / "scene.ply" if scene.is_dir() else scene
     splats, mode = load_ply(ply), ply_rasterize_mode(ply)
     views, times = load_cameras(cameras)
@@ -355,7 +361,9 @@ def view(
         ),
     ] = None,
     host: Annotated[str, typer.Option(help="Address to serve on; the default serves this machine only.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of the viewer.")] = 8080,
+    port: Annotated[
+        int, typer.Option(help="Port of the viewer; the next free one when it is taken (the address is printed).")
+    ] = 8080,
 ) -> None:
     """Open Gaussian splats in the browser (viser); Ctrl-C stops the server."""
     from scene4d.io import load_cameras, load_ply
@@ -366,7 +374,7 @@ def view(
     cameras = cameras or (ply.parent / "cameras.json" if (ply.parent / "cameras.json").exists() else None)
     first = load_cameras(cameras)[0][0] if cameras is not None else None
     server = serve_splats(splats, first, host, port)
-    console.print(f"viewing {splats['means'].shape[0]} Gaussians at http://{host}:{port} (Ctrl-C to stop)")
+    console.print(f"viewing {splats['means'].shape[0]} Gaussians at http://{host}:{server.get_port()} (Ctrl-C to stop)")
     try:
         while True:
             time.sleep(1.0)

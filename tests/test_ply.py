@@ -14,8 +14,9 @@ def random_splats(num=7, rest=15):
     }  # fmt: skip
 
 
-def test_round_trip(tmp_path):
-    splats = random_splats()
+@pytest.mark.parametrize(("num", "rest"), [(7, 15), (7, 0), (0, 15), (0, 0)])  # none left after pruning too
+def test_round_trip(tmp_path, num, rest):
+    splats = random_splats(num, rest)
     save_ply(tmp_path / "s.ply", splats)
     loaded = load_ply(tmp_path / "s.ply")
     for name, tensor in splats.items():
@@ -61,3 +62,13 @@ def test_missing_fields_and_missing_files_raise(tmp_path):
     (tmp_path / "garbage.ply").write_bytes(b"ply\nformat nonsense\n")
     with pytest.raises(Scene4DError, match="cannot read"):
         load_ply(tmp_path / "garbage.ply")
+
+
+@pytest.mark.parametrize("rest", [3, 6, 48])
+def test_rest_fields_that_make_no_sh_degree_are_refused(tmp_path, rest):
+    names = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", *(f"f_rest_{i}" for i in range(rest)), "opacity",
+             *(f"scale_{i}" for i in range(3)), *(f"rot_{i}" for i in range(4))]  # fmt: skip
+    vertex = np.zeros(2, dtype=[(name, "f4") for name in names])
+    PlyData([PlyElement.describe(vertex, "vertex")]).write(str(tmp_path / "odd.ply"))
+    with pytest.raises(Scene4DError, match=f"{rest} f_rest fields; SH of degree 0-3 have 0, 9, 24, 45"):
+        load_ply(tmp_path / "odd.ply")

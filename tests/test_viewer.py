@@ -31,3 +31,37 @@ def test_viewer_serves_on_localhost_from_the_first_camera():
         np.testing.assert_allclose(direction / np.linalg.norm(direction), (-eye / eye.norm()).numpy(), atol=1e-5)
     finally:
         server.stop()
+
+
+def test_view_prints_the_port_it_serves_on_when_the_one_asked_is_taken(tmp_path, monkeypatch):
+    import re
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    import scene4d.splat.viewer
+    from scene4d.cli import app
+    from scene4d.io import save_ply
+
+    splats = {
+        "means": torch.randn(5, 3), "quats": torch.randn(5, 4), "scales": torch.randn(5, 3) - 3,
+        "opacities": torch.randn(5), "sh0": torch.randn(5, 1, 3), "shN": torch.zeros(5, 0, 3),
+    }  # fmt: skip
+    save_ply(tmp_path / "scene.ply", splats)
+    servers = []
+    monkeypatch.setattr(
+        scene4d.splat.viewer, "serve_splats", lambda *args: servers.append(serve_splats(*args)) or servers[-1]
+    )
+
+    def interrupt(seconds):
+        raise KeyboardInterrupt  # Ctrl-C at the serving loop's first wait
+
+    monkeypatch.setattr("scene4d.cli.time", SimpleNamespace(sleep=interrupt))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["view", str(tmp_path / "scene.ply"), "--port", str(port)])
+    assert result.exit_code == 0, result.output
+    printed = int(re.search(r"Gaussians at http://127\.0\.0\.1:(\d+)", result.output).group(1))
+    assert printed == servers[0].get_port() != port

@@ -26,6 +26,9 @@ REQUIRED = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", *(f"scale_{i
             *(f"rot_{i}" for i in range(4))]  # fmt: skip
 
 
+REST_FIELDS = tuple(3 * ((degree + 1) ** 2 - 1) for degree in range(4))  # f_rest_* per SH degree: 0, 9, 24, 45
+
+
 def save_ply(path: str | Path, splats: Mapping[str, Tensor], rasterize_mode: str | None = None) -> None:
     """Write splats (gsplat names, see module docstring) as a binary INRIA ``.ply``, atomically; with
     ``rasterize_mode``, a header comment records it (``ply_rasterize_mode``; viewers ignore comments)."""
@@ -40,7 +43,7 @@ def save_ply(path: str | Path, splats: Mapping[str, Tensor], rasterize_mode: str
     }  # fmt: skip
     dc = splats["sh0"].detach().cpu().float().numpy()[:, 0]
     columns.update({f"f_dc_{i}": dc[:, i] for i in range(3)})
-    channel_major = rest.transpose(1, 2).reshape(len(means), -1).numpy()
+    channel_major = rest.transpose(1, 2).reshape(len(means), 3 * rest.shape[1]).numpy()
     columns.update({f"f_rest_{i}": channel_major[:, i] for i in range(channel_major.shape[1])})
     columns["opacity"] = splats["opacities"].detach().cpu().float().numpy()
     scales = splats["scales"].detach().cpu().float().numpy()
@@ -77,8 +80,10 @@ def load_ply(path: str | Path) -> dict[str, Tensor]:
     if missing:
         raise Scene4DError(f"{path}: not a 3DGS .ply, missing fields {', '.join(missing)}")
     rest_names = sorted((n for n in names if n.startswith("f_rest_")), key=lambda n: int(n.split("_")[-1]))
-    if len(rest_names) % 3:
-        raise Scene4DError(f"{path}: {len(rest_names)} f_rest fields is not a multiple of 3")
+    if len(rest_names) not in REST_FIELDS:
+        raise Scene4DError(
+            f"{path}: {len(rest_names)} f_rest fields; SH of degree 0-3 have {', '.join(map(str, REST_FIELDS))}"
+        )
 
     def stack(fields: list[str]) -> Tensor:
         return torch.from_numpy(np.stack([np.asarray(vertices[f], np.float32) for f in fields], axis=-1))
@@ -91,7 +96,7 @@ def load_ply(path: str | Path) -> dict[str, Tensor]:
         "scales": stack([f"scale_{i}" for i in range(3)]),
         "opacities": stack(["opacity"])[:, 0],
         "sh0": stack([f"f_dc_{i}" for i in range(3)])[:, None, :],
-        "shN": rest.reshape(count, 3, -1).transpose(1, 2).contiguous(),
+        "shN": rest.reshape(count, 3, len(rest_names) // 3).transpose(1, 2).contiguous(),
     }
     if not all(bool(torch.isfinite(t).all()) for t in splats.values()):
         raise Scene4DError(f"{path}: contains NaN or infinite values")
