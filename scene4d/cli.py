@@ -425,6 +425,9 @@ def curate(
         float | None,
         typer.Option(help="Known focal length in pixels at --size (all videos); estimated by SfM when omitted."),
     ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option(help="Curate again the videos OUT/index.jsonl records as failed (their new record counts).")
+    ] = False,
 ) -> None:
     """Turn raw videos into labelled training Clips (cameras, depth, masks, motion strength).
 
@@ -432,14 +435,22 @@ def curate(
     (pycolmap), depth aligned to the SfM points (GenXD eq. 2), object motion strength (eq. 3-4),
     and a label: spatial, temporal, hybrid or rejected. Resumable: videos already in
     OUT/index.jsonl are skipped. A video that cannot be read or registered is recorded with its
-    reason and skipped.
+    reason and skipped; the command fails when every video of the run failed.
     """
     from scene4d.curate.frames import DecodeConfig
     from scene4d.curate.pipeline import CurateConfig, Models, check_workers, curate_sources, pending_sources
 
     check_workers(workers)  # before the progress bar starts, so that the error is one line
+    models = Models(depth=depth_model, segmentation=segmentation_model)
+    for option, folder in (
+        ("--masks", masks),
+        ("--depth-model", depth_model),
+        ("--segmentation-model", segmentation_model),
+    ):
+        if folder is not None and not folder.is_dir():
+            raise Scene4DError(f"{option}: no folder {folder}")
     config = CurateConfig(decode=DecodeConfig(stride=stride, fps=fps, max_frames=max_frames, size=size), focal_px=focal)
-    todo, already = pending_sources(videos, out, parse_shard(shard))
+    todo, already = pending_sources(videos, out, parse_shard(shard), retry_failed)
     with progress_bar() as progress:
         task = progress.add_task("curate", total=len(todo))
 
@@ -448,10 +459,11 @@ def curate(
             if record["status"] == "failed":
                 progress.console.print(f"[yellow]{record['video']}: failed: {record['reason']}")
 
-        models = Models(depth=depth_model, segmentation=segmentation_model)
         records = curate_sources(todo, out, config, workers, masks, models, done)
     console.print(curation_table(records))
     console.print(f"index: {out / 'index.jsonl'} ({already} earlier videos skipped)")
+    if records and all(record["status"] == "failed" for record in records):
+        raise Scene4DError(f"every video failed ({records[0]['video']}: {records[0]['reason']})")
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -177,7 +177,31 @@ def test_curate_command_prints_a_summary_and_rejects_a_bad_shard(videos, tmp_pat
     lines = (tmp_path / "d" / "index.jsonl").read_text().splitlines()
     assert [json.loads(line)["video"] for line in lines] == sources
     assert "total" in result.stderr and str(len(sources)) in result.stderr
-    for option, value, word in (("--shard", "2/2", "shard"), ("--stride", "0", "stride")):
+    missing = str(tmp_path / "nothing")
+    for option, value, word in (
+        ("--shard", "2/2", "shard"), ("--stride", "0", "stride"), ("--focal", "-5", "focal length must be positive"),
+        ("--segmentation-model", missing, "--segmentation-model: no folder"),
+        ("--depth-model", missing, "--depth-model: no folder"), ("--masks", missing, "--masks: no folder"),
+    ):  # fmt: skip
         bad = runner.invoke(app, ["curate", str(videos), "--out", str(tmp_path / "e"), option, value])
         assert bad.exit_code == 2 and word in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "e").exists()
+
+
+def test_a_run_whose_every_video_fails_fails_and_retry_failed_tries_them_again(tmp_path):
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "broken.mp4").write_bytes(b"not a video")
+    (tmp_path / "videos" / "broken.avi").write_bytes(b"not a video either")
+    args = ["curate", str(tmp_path / "videos"), "--out", str(tmp_path / "d")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "every video failed (broken.avi: cannot read" in result.stderr
+    assert CliRunner().invoke(app, args).exit_code == 0  # nothing left to do: the failures are recorded
+    again = CliRunner().invoke(app, [*args, "--retry-failed"])
+    assert again.exit_code == 2
+    index = (tmp_path / "d" / "index.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["video"] for line in index) == [
+        "broken.avi",
+        "broken.avi",
+        "broken.mp4",
+        "broken.mp4",
+    ]

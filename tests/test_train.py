@@ -115,6 +115,15 @@ def test_train_config_rejects_sample_shares_outside_zero_to_one(shares, message)
         TrainConfig(**shares)
 
 
+def test_training_data_passes_over_a_killed_save_staging_folder(tmp_path):
+    from scene4d.train.data import find_clip_folders
+
+    for folder in ("a", "nested/b", ".c.tmp-1234abcd", "nested/.d.old-1234abcd"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "transforms.json").write_text("{}")
+    assert find_clip_folders(tmp_path) == [tmp_path / "a", tmp_path / "nested" / "b"]
+
+
 def test_optimizer_state_round_trips_through_named_tensors():
     weights = torch.nn.Parameter(torch.randn(3))
     optimizer = torch.optim.AdamW([weights], lr=0.1)

@@ -43,6 +43,10 @@ class CurateConfig:
     black_max: float = 0.02  # frames whose brightest pixel is below this are black
     focal_px: float | None = None  # known focal length at the curated size (principal point centred)
 
+    def __post_init__(self) -> None:
+        if self.focal_px is not None and not self.focal_px > 0:
+            raise Scene4DError(f"the focal length must be positive, got {self.focal_px}")
+
 
 @dataclass
 class Curated:
@@ -194,17 +198,19 @@ def last_byte(path: Path) -> bytes:
         return handle.read(1)
 
 
-def finished_videos(index_path: Path) -> set[str]:
-    """Videos already recorded in ``index.jsonl`` (a torn last line is ignored)."""
+def finished_videos(index_path: Path, retry_failed: bool = False) -> set[str]:
+    """Videos already recorded in ``index.jsonl`` (a torn last line is ignored); with ``retry_failed``,
+    only those whose last record did not fail."""
     if not index_path.is_file():
         return set()
-    done = set()
+    status = {}
     for line in index_path.read_text().splitlines():
         try:
-            done.add(json.loads(line)["video"])
+            record = json.loads(line)
+            status[record["video"]] = record.get("status")
         except (json.JSONDecodeError, KeyError, TypeError):
             continue
-    return done
+    return {video for video, last in status.items() if not (retry_failed and last == "failed")}
 
 
 def append_record(index_path: Path, record: dict[str, Any]) -> None:
@@ -222,13 +228,15 @@ def check_workers(workers: int) -> None:
         raise Scene4DError(f"workers must be at least 1, got {workers}")
 
 
-def pending_sources(videos: Path, out: Path, shard: tuple[int, int] = (0, 1)) -> tuple[list[Path], int]:
-    """The sources of ``videos`` in shard ``i`` of ``n`` not yet in ``out/index.jsonl``, and how
-    many of the shard's sources are already there."""
+def pending_sources(
+    videos: Path, out: Path, shard: tuple[int, int] = (0, 1), retry_failed: bool = False
+) -> tuple[list[Path], int]:
+    """The sources of ``videos`` in shard ``i`` of ``n`` not yet in ``out/index.jsonl`` (or recorded
+    as failed, with ``retry_failed``), and how many of the shard's sources are skipped."""
     part, parts = shard
     if not 0 <= part < parts:
         raise Scene4DError(f"shard must be i/n with 0 <= i < n, got {part}/{parts}")
-    done = finished_videos(out / "index.jsonl")
+    done = finished_videos(out / "index.jsonl", retry_failed)
     in_shard = find_sources(videos)[part::parts]
     todo = [path for path in in_shard if path.name not in done]
     return todo, len(in_shard) - len(todo)

@@ -30,12 +30,18 @@ class LatentClip:
 
 
 def find_clip_folders(data: Path) -> list[Path]:
-    """Every folder under ``data`` (itself included, symbolic links followed) holding a ``transforms.json``."""
+    """Every folder under ``data`` (itself included, symbolic links followed) holding a ``transforms.json``;
+    hidden folders are passed over (a killed save leaves its half-written ``.NAME.tmp-*`` staging folder)."""
     import os
 
     if not data.is_dir():
         raise Scene4DError(f"training data folder not found: {data}")
-    folders = sorted(Path(root) for root, _, names in os.walk(data, followlinks=True) if "transforms.json" in names)
+    folders = []
+    for root, subfolders, names in os.walk(data, followlinks=True):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        if "transforms.json" in names:
+            folders.append(Path(root))
+    folders.sort()
     if not folders:
         raise Scene4DError(f"no Clip folders (with transforms.json) under {data}; make some with `scene4d synth`")
     return folders
