@@ -883,7 +883,7 @@ def generate(
             fit_scene(clip, out / "scene", iters, bool(motion), seed, **fitting)
         return
     bundle = load_bundle(model)
-    inputs = [read_image(path) for path in images]
+    inputs = [read_image(path, exif_orientation=True) for path in images]
     known = load_cameras(cameras)[0] if cameras is not None else None
     if mode == "4d":
         generate_4d_views(
@@ -948,7 +948,7 @@ def generate_with_cogvideox(
     from scene4d.pipelines.generate import check_motion, plan_directors
 
     check_motion(motion)
-    pipeline, (image,) = open_cogvideox([read_image(images[0])], settings)
+    pipeline, (image,) = open_cogvideox([read_image(images[0], exif_orientation=True)], settings)
     schedule = plan_directors(
         pipeline.transformer, settings.directors, request.director, request.temporal_director, request.trajectory,
         motion, switch_step,
@@ -975,7 +975,7 @@ def interpolate_with_cogvideox(images: list[Path], request: "GenerateRequest", s
     from scene4d.pipelines.cogvideox import ASSUMED_FOV_X_DEG, cogvideox_clip, generate_cogvideox_frames
     from scene4d.pipelines.generate import pick_director
 
-    photos = [read_image(path) for path in images]
+    photos = [read_image(path, exif_orientation=True) for path in images]
     move, size = move_between(*photos, needed=request.director == "auto")
     pipeline, (first, last) = open_cogvideox(photos, settings)
     spatial = pick_director(pipeline.transformer, settings.directors, request.director, move)
@@ -1052,7 +1052,7 @@ def generate_4d_with_cogvideox(
     if motion is not None:
         raise Scene4DError("--backbone cogvideox takes no --motion in 4d: CogVideoX has no motion strength input")
     check_frame_count(num_views)
-    pipeline, (image,) = open_cogvideox([read_image(images[0])], settings)
+    pipeline, (image,) = open_cogvideox([read_image(images[0], exif_orientation=True)], settings)
     shipped = settings.directors
     config = FourDConfig(
         request.trajectory, request.magnitude, num_views, request.frames, steps=request.steps, seed=request.seed,

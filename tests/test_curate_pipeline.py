@@ -96,8 +96,12 @@ def test_user_masks_are_read_by_source_frame_number(tmp_path):
     tmp_path.joinpath("m").mkdir()
     Image.fromarray(np.full((8, 8), 1, np.uint8)).save(tmp_path / "m" / "00000.png")
     Image.fromarray(np.full((8, 8), 300, np.uint16)).save(tmp_path / "m" / "00004.png")  # 16-bit, as save_clip writes
-    masks = read_user_masks(tmp_path / "m", np.array([4, 0]), (4, 4))
-    assert masks.shape == (2, 4, 4) and masks[0, 0, 0] == 300 and masks[1, 0, 0] == 1
+    palette = Image.fromarray(np.repeat(np.arange(3, dtype=np.uint8), [24, 20, 20]).reshape(8, 8), mode="P")
+    palette.putpalette([0, 0, 0, 200, 0, 0, 0, 100, 0])  # ids 1 and 2 as colours of about equal brightness
+    palette.save(tmp_path / "m" / "00007.png")
+    masks = read_user_masks(tmp_path / "m", np.array([4, 0, 7]), (8, 8))
+    assert masks.shape == (3, 8, 8) and masks[0, 0, 0] == 300 and masks[1, 0, 0] == 1
+    np.testing.assert_array_equal(masks[2], np.asarray(palette))  # the indices, whatever their colours
     with pytest.raises(Scene4DError, match="frame 2"):
         read_user_masks(tmp_path / "m", np.array([2]), (4, 4))
 

@@ -254,6 +254,23 @@ def test_read_image_converts_grey_to_rgb(tmp_path):
     assert image.shape == (4, 5, 3) and np.allclose(image, 0.2)
 
 
+def test_read_image_scales_16_bit_grey_to_the_unit_range(tmp_path):
+    ramp = np.linspace(0, 65535, 20).astype(np.uint16).reshape(4, 5)
+    Image.fromarray(ramp).save(tmp_path / "depth.png")
+    image = read_image(tmp_path / "depth.png")
+    np.testing.assert_allclose(image, np.repeat(ramp[..., None] / 65535.0, 3, axis=-1), atol=1e-6)
+
+
+def test_photos_are_turned_upright_by_their_exif_orientation_and_clip_frames_are_not(tmp_path):
+    upright = (np.random.default_rng(0).random((4, 6, 3)) * 255).astype(np.uint8)  # as a viewer shows it
+    stored = np.rot90(upright, 1)  # the sensor's layout; EXIF orientation 6: turn 90 degrees clockwise to view
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.ascontiguousarray(stored)).save(tmp_path / "phone.png", exif=exif)
+    np.testing.assert_array_equal(read_image(tmp_path / "phone.png", exif_orientation=True), upright / np.float32(255))
+    np.testing.assert_array_equal(read_image(tmp_path / "phone.png"), stored / np.float32(255))
+
+
 def test_keyframe_file(tmp_path):
     path = tmp_path / "path.json"
     path.write_text(

@@ -63,7 +63,7 @@ def read_source(path: Path, config: DecodeConfig = DecodeConfig()) -> SourceFram
         picked = list(range(0, len(files), config.stride))[: config.max_frames]
         if not picked:
             raise Scene4DError(f"no frames in {path}")
-        frames, fps = np.stack([read_image(files[i]) for i in picked]), 0.0
+        frames, fps = np.stack([read_image(files[i], exif_orientation=True) for i in picked]), 0.0
     else:
         stride = config.stride if config.fps is None else stride_for_rate(path, config.fps, config.stride)
         frames, fps = read_video(path, max_frames=config.max_frames, stride=stride)

@@ -204,7 +204,8 @@ def read_user_masks(folder: str | Path, source_index: np.ndarray, shape: tuple[i
         if not path.is_file():
             raise Scene4DError(f"mask not found for frame {int(index)}: {path}")
         with Image.open(path) as image:
-            ids = image if image.mode in ("L", "I", "I;16") else image.convert("L")  # 16-bit ids stay whole
+            # 16-bit ids stay whole; a palette image (DAVIS, YouTube-VOS) holds the ids as its indices
+            ids = image if image.mode in ("L", "P", "I", "I;16") else image.convert("L")
             masks.append(np.asarray(ids.resize((shape[1], shape[0]), Image.NEAREST), dtype=np.int32))
     return np.stack(masks)
 

@@ -7,16 +7,25 @@ import numpy as np
 from scene4d.errors import Scene4DError
 from scene4d.io.atomic import atomic_file
 
+SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I;16L", "I")  # PIL's modes of 16-bit grey PNGs and TIFFs
 
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file -> [H, W, 3] float32 in [0, 1] (grey is repeated, alpha dropped)."""
-    from PIL import Image, UnidentifiedImageError
+
+def read_image(path: str | Path, exif_orientation: bool = False) -> np.ndarray:
+    """An image file -> [H, W, 3] float32 in [0, 1] (grey is repeated, 16-bit grey scaled by 1 / 65535,
+    alpha dropped). With ``exif_orientation`` the picture is turned upright as a viewer shows it (photos
+    from phones); Clip frames are read as stored, the layout their intrinsics describe."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
         raise Scene4DError(f"image not found: {path}")
     try:
         with Image.open(path) as image:
+            if exif_orientation:
+                image = ImageOps.exif_transpose(image)
+            if image.mode in SIXTEEN_BIT_GREY:  # PIL's conversion to RGB would clip it at 255
+                grey = np.clip(np.asarray(image, dtype=np.float32) / 65535.0, 0.0, 1.0)
+                return np.repeat(grey[..., None], 3, axis=-1)
             array = np.asarray(image.convert("RGB"), dtype=np.float32)
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise Scene4DError(f"cannot read image {path}: {error}") from None
