@@ -496,7 +496,7 @@ def vae(
     out: Annotated[Path, typer.Option(help="Run folder: OUT/vae (the trained VAE) and OUT/checkpoint.")],
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 1500,
     batch_size: Annotated[int, typer.Option(help="Images per step (half synth frames, half photo crops).")] = 32,
-    res: Annotated[int, typer.Option(help="Square training image size in pixels.")] = 64,
+    res: Annotated[int, typer.Option(help="Square training image size in pixels (a multiple of 4, the VAE's).")] = 64,
     seed: Annotated[int, typer.Option(help="Seed of the data order and the initial weights.")] = 0,
 ) -> None:
     """Train the small VAE on synth frames and crops of scikit-image's shipped photos.
@@ -504,9 +504,11 @@ def vae(
     Resumable: rerun the same command to continue from OUT/checkpoint.
     """
     from scene4d.models.vae import VAEConfig
+    from scene4d.train.state import check_resolution
     from scene4d.train.vae import VAETrainConfig, train_vae
 
     config = VAETrainConfig(resolution=res, steps=steps, batch_size=batch_size, seed=seed)
+    check_resolution(res, VAEConfig().downsample)  # before the progress bar, so that the error is one line
     with progress_bar() as progress:
         task = progress.add_task("vae", total=steps)
         train_vae(
@@ -542,7 +544,13 @@ def model(
     preset: Annotated[str, typer.Option(help="Denoiser size: tiny (3.3M parameters) or small.")] = "tiny",
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 3000,
     batch_size: Annotated[int, typer.Option(help="Samples per step (per device).")] = 4,
-    res: Annotated[int, typer.Option(help="Square frame size in pixels the model is trained at.")] = 64,
+    res: Annotated[
+        int,
+        typer.Option(
+            help="Square frame size in pixels the model is trained at (a multiple of the VAE's downsampling times "
+            "the denoiser's patch: 8 with the bundled VAE)."
+        ),
+    ] = 64,
     lr: Annotated[float, typer.Option(help="AdamW learning rate (after a 100-step warm-up).")] = 5e-4,
     device: Annotated[str, typer.Option(help="cpu or cuda; several GPUs with `accelerate launch -m scene4d`.")] = "cpu",
     seed: Annotated[int, typer.Option(help="Seed of the sampling of frames, conditions and noise.")] = 0,
@@ -562,6 +570,7 @@ def model(
     """
     from scene4d.models.bundle import load_bundle, load_vae
     from scene4d.train.model import TrainConfig, train_model
+    from scene4d.train.state import check_resolution
 
     if init is not None and vae is not None:
         raise Scene4DError("--init keeps the VAE of the model it starts from; leave out --vae")
@@ -576,6 +585,7 @@ def model(
         init_model=None if init is None else str(init),
     )
     codec = load_vae(vae) if vae is not None else load_bundle(init).vae
+    check_resolution(res, codec.downsample * config.denoiser.patch_size)  # one line, before the progress bar
     with progress_bar() as progress:
         task = progress.add_task("model", total=steps)
         train_model(

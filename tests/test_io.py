@@ -320,6 +320,15 @@ def test_look_at_keyframes_keep_the_target_centred(tmp_path):
     path.write_text(json.dumps({"keyframes": [{"position": [0, 0, 0]}, {"position": [1, 0, 0]}]}))
     with pytest.raises(Scene4DError, match="needs 'look_at' or 'quaternion'"):
         load_keyframes(path)
+    still = {"position": [1, 0, 0], "quaternion": [1, 0, 0, 0]}
+    for bad, message in (
+        ({"time": "a"}, "keyframe 0: time: expected 1 number"),
+        ({"time": float("nan")}, "keyframe 0: time: expected 1 finite number"),
+        ({"quaternion": [0, 0, 0, 0]}, "keyframe 0: the quaternion is zero"),
+    ):
+        path.write_text(json.dumps({"keyframes": [{**still, **bad}, still]}))
+        with pytest.raises(Scene4DError, match=message):
+            load_keyframes(path)
 
 
 def test_load_cameras_needs_no_images(synth_clip, tmp_path):

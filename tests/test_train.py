@@ -223,6 +223,36 @@ def test_train_model_refuses_init_with_another_vae(tmp_path):
     assert result.exit_code == 2 and "leave out --vae" in result.output and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    ("command", "option", "value", "message"),
+    [
+        ("vae", "--res", "30", "--res must be a multiple of 4"),  # two halving stages
+        ("model", "--res", "30", "--res must be a multiple of 8"),  # and patches of 2 latent cells
+        ("model", "--batch-size", "0", "--batch-size must be >= 1"),
+        ("model", "--lr", "-1", "--lr > 0"),
+        ("vae", "--steps", "0", "--steps and --batch-size must be >= 1"),
+        ("model", "--steps", "0", "--steps and --batch-size must be >= 1"),
+    ],
+)
+def test_training_settings_that_cannot_work_fail_in_one_line(clip_folder, tmp_path, command, option, value, message):
+    from typer.testing import CliRunner
+
+    from scene4d.cli import app
+
+    args = ["train", command, "--data", str(clip_folder), "--out", str(tmp_path / "run"), option, value]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_director_needs_a_sample_per_step():
+    from scene4d.errors import Scene4DError
+    from scene4d.train.director import DirectorTrainConfig
+
+    with pytest.raises(Scene4DError, match="--batch-size must be >= 1"):
+        DirectorTrainConfig("temporal", batch_size=0)
+
+
 @pytest.fixture(scope="module")
 def director_folder(tmp_path_factory):
     """Spatial clips of two moves (one without a recorded move, as curated clips come) and a temporal clip."""

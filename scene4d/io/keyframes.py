@@ -41,7 +41,10 @@ def load_keyframes(path: str | Path) -> list[Keyframe]:
             raise Scene4DError(f"{where}: needs a 'position'")
         position = vector(entry["position"], 3, f"{where}: position")
         if "quaternion" in entry:
-            rotation = quaternion_to_matrix(vector(entry["quaternion"], 4, f"{where}: quaternion"))
+            quaternion = vector(entry["quaternion"], 4, f"{where}: quaternion")
+            if float(quaternion.norm()) < 1e-8:
+                raise Scene4DError(f"{where}: the quaternion is zero, no rotation")
+            rotation = quaternion_to_matrix(quaternion)
         elif "look_at" in entry:
             target = vector(entry["look_at"], 3, f"{where}: look_at")
             try:
@@ -50,7 +53,7 @@ def load_keyframes(path: str | Path) -> list[Keyframe]:
                 raise Scene4DError(f"{where}: {error}") from None
         else:
             raise Scene4DError(f"{where}: needs 'look_at' or 'quaternion'")
-        time = float(entry.get("time", index / (len(raw) - 1)))
+        time = float(vector([entry.get("time", index / (len(raw) - 1))], 1, f"{where}: time")[0])
         keyframes.append(Keyframe(time, position, rotation))
     return keyframes
 

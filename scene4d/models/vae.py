@@ -18,6 +18,10 @@ class VAEConfig:
     latent_channels: int = 4
     scaling_factor: float = 1.0  # latents are multiplied by this; set from training data
 
+    @property
+    def downsample(self) -> int:
+        return 2 ** len(self.channels)
+
     def to_json(self) -> dict:
         return asdict(self)
 
@@ -93,7 +97,7 @@ class TinyVAE(nn.Module):
 
     @property
     def downsample(self) -> int:
-        return 2 ** len(self.config.channels)
+        return self.config.downsample
 
     @property
     def latent_channels(self) -> int:

@@ -35,7 +35,7 @@ from scene4d.models.bundle import ModelBundle
 from scene4d.models.cogvideox import positions_for, video_latents
 from scene4d.train.data import find_clip_folders, load_latent_clips
 from scene4d.train.model import SampleSource, TrainConfig, matching_checkpoint, restore_progress
-from scene4d.train.state import optimizer_tensors
+from scene4d.train.state import check_run, optimizer_tensors
 
 TRAINED = "trained"  # adapter name while training
 # A curated clip without a recorded move is classified by its SfM cameras, whose scale is arbitrary;
@@ -66,8 +66,7 @@ class DirectorTrainConfig:
             )
         if self.kind == "temporal" and self.trajectory is not None:
             raise Scene4DError("a T-Director learns a fixed camera: leave out --trajectory")
-        if self.steps < 1 or self.learning_rate <= 0:
-            raise Scene4DError(f"--steps must be >= 1 and --lr > 0, got {self.steps} and {self.learning_rate}")
+        check_run(self.steps, self.batch_size, self.learning_rate)
 
 
 def clip_trajectory(folder: Path, meta: dict, orbit_distance: float) -> str:

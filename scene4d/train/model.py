@@ -33,7 +33,7 @@ from scene4d.train.data import (
     training_sample,
 )
 from scene4d.train.photo_motion import ROTATION_MOVES, photo_rotation_clip
-from scene4d.train.state import optimizer_tensors, restore_optimizer
+from scene4d.train.state import check_resolution, check_run, optimizer_tensors, restore_optimizer
 from scene4d.train.vae import shipped_photos
 
 PRESETS: dict[str, DenoiserConfig] = {
@@ -65,6 +65,7 @@ class TrainConfig:
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
 
     def __post_init__(self) -> None:
+        check_run(self.steps, self.batch_size, self.learning_rate)
         shares = {"fraction_4d": self.fraction_4d, "fraction_photo": self.fraction_photo,
                   "fraction_still": self.fraction_still}  # fmt: skip
         for name, share in shares.items():
@@ -151,6 +152,7 @@ def train_model(
     """
     from accelerate import Accelerator
 
+    check_resolution(config.resolution, vae.downsample * config.denoiser.patch_size)
     if device not in ("cpu", "cuda"):
         raise Scene4DError(f"--device must be cpu or cuda, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():

@@ -1,7 +1,24 @@
-"""Optimizer state as flat named tensors, so checkpoints stay safetensors + JSON."""
+"""Training runs: their settings checked, and optimizer state as flat named tensors, so checkpoints
+stay safetensors + JSON."""
 
 import torch
 from torch import Tensor
+
+from scene4d.errors import Scene4DError
+
+
+def check_run(steps: int, batch_size: int, learning_rate: float) -> None:
+    """One line for a run that could not learn: under one step or sample per step, a learning rate <= 0."""
+    if steps < 1 or batch_size < 1 or not learning_rate > 0:
+        raise Scene4DError(
+            f"--steps and --batch-size must be >= 1 and --lr > 0, got {steps}, {batch_size} and {learning_rate}"
+        )
+
+
+def check_resolution(resolution: int, multiple: int) -> None:
+    """Training frames must tile into whole latent cells (and denoiser patches): a multiple of ``multiple``."""
+    if resolution < multiple or resolution % multiple:
+        raise Scene4DError(f"--res must be a multiple of {multiple} (the latent grid), got {resolution}")
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, Tensor]:

@@ -20,7 +20,7 @@ from scene4d.io.checkpoints import load_checkpoint, save_checkpoint
 from scene4d.models.bundle import save_module
 from scene4d.models.vae import TinyVAE, VAEConfig, kl_divergence, scaling_factor_for, to_model_images
 from scene4d.train.data import find_clip_folders
-from scene4d.train.state import optimizer_tensors, restore_optimizer
+from scene4d.train.state import check_resolution, check_run, optimizer_tensors, restore_optimizer
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,9 @@ class VAETrainConfig:
     max_clips: int = 400  # clips whose frames are loaded
     checkpoint_every: int = 250
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_run(self.steps, self.batch_size, self.learning_rate)
 
 
 def load_frames(data: Path, resolution: int, max_clips: int, rng: np.random.Generator) -> np.ndarray:
@@ -88,8 +91,7 @@ def train_vae(
 
     Resumable: ``out/checkpoint`` is refreshed every ``checkpoint_every`` steps.
     """
-    if config.batch_size < 1 or config.steps < 1:
-        raise Scene4DError(f"--steps and --batch-size must be >= 1, got {config.steps} and {config.batch_size}")
+    check_resolution(config.resolution, vae_config.downsample)
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     frames = load_frames(data, config.resolution, config.max_clips, rng)
