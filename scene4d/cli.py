@@ -3,6 +3,7 @@
 import functools
 import json
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -190,11 +191,16 @@ def demo(
     """
     from importlib.resources import files
 
-    image = Path(str(files("scene4d") / "assets" / "demo.png"))
     from scene4d.io import load_clip
+    from scene4d.splat.fit import fitted_to
+
+    image = Path(str(files("scene4d") / "assets" / "demo.png"))
 
     generate([image], out / "clip", trajectory=trajectory, frames=16, steps=steps, seed=seed)
-    fit_scene(load_clip(out / "clip"), out / "scene", iters, False, seed)
+    clip, checkpoint = load_clip(out / "clip"), out / "scene" / "checkpoint"
+    if checkpoint.is_dir() and not fitted_to(checkpoint, clip):  # a new clip (other options): fit it afresh
+        shutil.rmtree(checkpoint)
+    fit_scene(clip, out / "scene", iters, False, seed)
     console.print(f"open it: scene4d view {out / 'scene'}")
 
 
@@ -329,6 +335,8 @@ def render(
 
     if time is not None and not 0.0 <= time <= 1.0:
         raise Scene4DError(f"--time must lie in [0, 1], got {time}")
+    if not scene.exists():
+        raise Scene4DError(f"scene not found: {scene}")
     dynamic = (scene / "deformation").is_dir()
     if time is not None and not dynamic:
         raise Scene4DError(f"--time renders a 4D scene folder (with deformation/); {scene} is static")
@@ -347,8 +355,10 @@ def render(
 
 
 def holds_only_renders(folder: Path) -> bool:
-    """Whether every file in ``folder`` is a frame ``render`` writes (NNNN.png)."""
-    return all(re.fullmatch(r"\d{4}\.png", path.name) and path.is_file() for path in folder.iterdir())
+    """Whether every file in ``folder`` but hidden ones is a frame ``render`` writes (NNNN.png)."""
+    return all(
+        re.fullmatch(r"\d{4,}\.png", path.name) and path.is_file() for path in folder.iterdir() if path.name[0] != "."
+    )
 
 
 @command
@@ -1081,7 +1091,9 @@ def run_4d(config: Any, generate: Callable[[Callable[[str, int, int], None]], An
     console.print(f"directors: spatial {spatial or 'the base model'}, temporal {temporal or 'the base model'}")
     with progress_bar() as progress:
         task = progress.add_task("4d", total=None)
-        result = generate(lambda stage, step, total: progress.update(task, description=f"4d: {stage} {step}/{total}"))
+        result = generate(
+            lambda stage, step, total: progress.update(task, description=f"4d: {stage}", completed=step, total=total)
+        )
     save_4d(result, out)
 
 

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from scene4d.cli import app
 from scene4d.eval.metrics import psnr
 from scene4d.io import load_ply, read_image, save_clip
-from scene4d.splat.fit import FitConfig, fit_gaussians, initial_splats, render_splats
+from scene4d.splat.fit import FitConfig, fit_gaussians, fitted_to, initial_splats, render_splats
 from scene4d.synth import SynthConfig, make_clip
 
 
@@ -66,6 +66,7 @@ def test_a_checkpoint_of_another_clip_is_refused(small_clip, tmp_path):
     fewer = Clip(small_clip.frames[:-1], small_clip.cameras[:-1], small_clip.times[:-1], depth=small_clip.depth[:-1])
     with pytest.raises(Scene4DError, match="fitted to another clip"):
         fit_gaussians(fewer, config, checkpoint=tmp_path / "ckpt")
+    assert fitted_to(tmp_path / "ckpt", small_clip) and not fitted_to(tmp_path / "ckpt", fewer)
 
 
 def test_a_fit_that_densifies_resumes_to_the_same_result(small_clip, tmp_path):

@@ -229,7 +229,7 @@ def test_train_model_refuses_init_with_another_vae(tmp_path):
         ("vae", "--res", "30", "--res must be a multiple of 4"),  # two halving stages
         ("model", "--res", "30", "--res must be a multiple of 8"),  # and patches of 2 latent cells
         ("model", "--batch-size", "0", "--batch-size must be >= 1"),
-        ("model", "--lr", "-1", "--lr > 0"),
+        ("model", "--lr", "-1", "--lr >= 0"),
         ("vae", "--steps", "0", "--steps and --batch-size must be >= 1"),
         ("model", "--steps", "0", "--steps and --batch-size must be >= 1"),
     ],

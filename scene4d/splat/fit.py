@@ -301,15 +301,15 @@ class Trainer:
         """gsplat's densification step, with its random split samples drawn from a generator seeded by
         (seed, step), so that a resumed fit repeats them; then the periodic opacity reset, which gsplat
         1.5.3 never runs (its test ``step % reset_every == 0 & step > 0`` is always false; a reset
-        twice is the same as once); then the Gaussian budget."""
+        twice is the same as once), after the Gaussian budget."""
         from gsplat.strategy.ops import reset_opa
 
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(self.config.seed * 1_000_033 + self.step)
             self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, self.step, info)
+        self.enforce_budget()  # before a reset, which leaves the opacities it would rank tied
         if 0 < self.step < self.strategy.refine_stop_iter and self.step % self.config.reset_every == 0:
             reset_opa(self.params, self.optimizers, self.strategy_state, value=2 * self.strategy.prune_opa)
-        self.enforce_budget()
 
     def enforce_budget(self) -> None:
         """Prune the least opaque Gaussians beyond ``max_gaussians``: CPU time per step grows with
@@ -451,6 +451,14 @@ def clip_digest(clip: Clip) -> str:
     return digest.hexdigest()
 
 
+def fitted_to(folder: Path, clip: Clip) -> bool:
+    """Whether the checkpoint ``folder`` records ``clip`` as the clip it was fitted to."""
+    import json
+
+    state = folder / "state.json"
+    return state.is_file() and json.loads(state.read_text()).get("clip") == clip_digest(clip)
+
+
 def read_checkpoint(folder: Path, config: FitConfig, clip: Clip) -> tuple[Splats, dict[str, Tensor], dict]:
     """Splats, all tensors and the state of a checkpoint that was made with ``config`` on ``clip``."""
     import json
@@ -458,7 +466,9 @@ def read_checkpoint(folder: Path, config: FitConfig, clip: Clip) -> tuple[Splats
     tensors, state = load_checkpoint(folder)
     if state["config"] != json.loads(json.dumps(asdict(config))):
         raise Scene4DError(f"checkpoint {folder} was made with other settings; use another --out or the same options")
-    if state.get("clip") != clip_digest(clip):
+    if "clip" not in state:
+        raise Scene4DError(f"checkpoint {folder} is from an earlier scene4d that did not record its clip; delete it")
+    if state["clip"] != clip_digest(clip):
         raise Scene4DError(f"checkpoint {folder} was fitted to another clip; use another --out")
     return {name: tensors[f"params/{name}"] for name in SPLAT_NAMES}, tensors, state
 

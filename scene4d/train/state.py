@@ -8,10 +8,11 @@ from scene4d.errors import Scene4DError
 
 
 def check_run(steps: int, batch_size: int, learning_rate: float) -> None:
-    """One line for a run that could not learn: under one step or sample per step, a learning rate <= 0."""
-    if steps < 1 or batch_size < 1 or not learning_rate > 0:
+    """One line for a run that could not run: under one step or sample per step, a negative learning rate
+    (0 is allowed: the weights stay as they start)."""
+    if steps < 1 or batch_size < 1 or not learning_rate >= 0:
         raise Scene4DError(
-            f"--steps and --batch-size must be >= 1 and --lr > 0, got {steps}, {batch_size} and {learning_rate}"
+            f"--steps and --batch-size must be >= 1 and --lr >= 0, got {steps}, {batch_size} and {learning_rate}"
         )
 
 
