@@ -299,9 +299,9 @@ class Trainer:
 
     def densify(self, info: dict) -> None:
         """gsplat's densification step, with its random split samples drawn from a generator seeded by
-        (seed, step), so that a resumed fit repeats them; then the periodic opacity reset, which gsplat
-        1.5.3 never runs (its test ``step % reset_every == 0 & step > 0`` is always false; a reset
-        twice is the same as once), after the Gaussian budget."""
+        (seed, step), so that a resumed fit repeats them; then the Gaussian budget; then the periodic
+        opacity reset, which gsplat 1.5.3 never runs (its test ``step % reset_every == 0 & step > 0``
+        is always false; a reset twice is the same as once)."""
         from gsplat.strategy.ops import reset_opa
 
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
