@@ -14,11 +14,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_viewer_serves_on_localhost_from_the_first_camera():
-    splats = {
-        "means": torch.randn(30, 3), "quats": torch.randn(30, 4), "scales": torch.randn(30, 3) - 3,
-        "opacities": torch.randn(30), "sh0": torch.randn(30, 1, 3), "shN": torch.zeros(30, 0, 3),
+def small_splats(count: int) -> dict[str, torch.Tensor]:
+    return {
+        "means": torch.randn(count, 3), "quats": torch.randn(count, 4), "scales": torch.randn(count, 3) - 3,
+        "opacities": torch.randn(count), "sh0": torch.randn(count, 1, 3), "shN": torch.zeros(count, 0, 3),
     }  # fmt: skip
+
+
+def test_viewer_serves_on_localhost_from_the_first_camera():
+    splats = small_splats(30)
     eye = torch.tensor([1.0, -2.0, -4.0])
     camera = Cameras.from_fov(60.0, 64, 48, look_at_w2c(eye, torch.zeros(3), torch.tensor([0.0, -1.0, 0.0]))[None])
     port = free_port()
@@ -43,11 +47,7 @@ def test_view_prints_the_port_it_serves_on_when_the_one_asked_is_taken(tmp_path,
     from scene4d.cli import app
     from scene4d.io import save_ply
 
-    splats = {
-        "means": torch.randn(5, 3), "quats": torch.randn(5, 4), "scales": torch.randn(5, 3) - 3,
-        "opacities": torch.randn(5), "sh0": torch.randn(5, 1, 3), "shN": torch.zeros(5, 0, 3),
-    }  # fmt: skip
-    save_ply(tmp_path / "scene.ply", splats)
+    save_ply(tmp_path / "scene.ply", small_splats(5))
     servers = []
     monkeypatch.setattr(
         scene4d.splat.viewer, "serve_splats", lambda *args: servers.append(serve_splats(*args)) or servers[-1]
